@@ -1,0 +1,6 @@
+//! grelay's protocol core.
+//!
+//! Sans-IO: no sockets, no clock, no OS randomness. Time and randomness come in as arguments,
+//! bytes come in and go out through the state machines' `handle_*` / `poll_*` methods.
+
+pub mod wire;
