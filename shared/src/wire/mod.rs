@@ -7,7 +7,9 @@
 
 pub mod checksum;
 pub mod gre;
+pub mod ip;
 pub mod pptp;
+pub mod tcp_mss;
 
 /// Why bytes could not be read as (or written into) a wire format.
 ///
