@@ -6,8 +6,10 @@
 //! a peer never cause a panic: every parser returns a [`WireError`] instead.
 
 pub mod checksum;
+pub mod control;
 pub mod gre;
 pub mod ip;
+pub mod outer;
 pub mod pptp;
 pub mod tcp_mss;
 

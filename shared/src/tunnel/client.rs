@@ -1,0 +1,609 @@
+//! The client side: one session towards one gateway (or, later, towards another client).
+//!
+//! The client is always the initiator. It starts a handshake at creation, retries every
+//! [`REKEY_TIMEOUT`] plus jitter, rekeys every [`REKEY_AFTER_TIME`], keeps NAT mappings open
+//! with keepalives, measures RTT/jitter/loss with probes while traffic flows, and asks the
+//! gateway for its tunnel addresses until it gets them.
+//!
+//! Calling order (see [`super`]): create with [`Client::new`], then drain
+//! [`Client::poll_transmit`]; feed every datagram from the gateway to
+//! [`Client::handle_datagram`], every packet from the TUN to [`Client::encapsulate`], call
+//! [`Client::handle_timeout`] when [`Client::poll_timeout`] passes, and drain transmits and
+//! events after each call.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::frame::{self, HEADROOM, Inner, TAILROOM};
+use super::keypair::Keypair;
+use super::timers::*;
+use super::{DropCounters, DropReason, SendError, TrafficCounters, Transmit};
+use crate::crypto::aead::CipherSuite;
+use crate::crypto::keys::{PublicKey, StaticSecret};
+use crate::crypto::mac::{CookieJar, MAC_LEN, MacKeys};
+use crate::noise::{INITIATION_NOISE_LEN, Initiator, NO_PSK};
+use crate::rtt::{PathSnapshot, PathStats};
+use crate::tai64n::Tai64N;
+use crate::wire::control::{AddressAssignment, ControlMessage};
+use crate::wire::outer::{self, CookieReply, INITIATION_LEN, Initiation, MessageKind, Response};
+
+/// What a client needs to know to reach its gateway.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The client's own static key.
+    pub private_key: StaticSecret,
+    /// The gateway's static public key, known in advance (Noise IK).
+    pub gateway_key: PublicKey,
+    /// Optional pre-shared key mixed into the handshake.
+    pub psk: Option<[u8; 32]>,
+    /// Where the gateway listens.
+    pub gateway_endpoint: SocketAddr,
+    /// The data AEAD to ask for.
+    pub suite: CipherSuite,
+    /// Idle keepalive interval.
+    pub keepalive: Duration,
+    /// RTT probe interval while traffic flows.
+    pub probe_interval: Duration,
+    /// Wall-clock time (since the Unix epoch) at the `now` given to [`Client::new`]; handshake
+    /// timestamps are derived from it so that they only grow, even across restarts.
+    pub unix_time_at_start: Duration,
+}
+
+impl ClientConfig {
+    /// A config with the default timers.
+    pub fn new(
+        private_key: StaticSecret,
+        gateway_key: PublicKey,
+        gateway_endpoint: SocketAddr,
+        unix_time_at_start: Duration,
+    ) -> Self {
+        Self {
+            private_key,
+            gateway_key,
+            psk: None,
+            gateway_endpoint,
+            suite: CipherSuite::ChaCha20Poly1305,
+            keepalive: KEEPALIVE_INTERVAL,
+            probe_interval: PROBE_INTERVAL,
+            unix_time_at_start,
+        }
+    }
+}
+
+/// Something the shell may want to log or show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A handshake completed; data can flow with the new keys.
+    HandshakeCompleted {
+        /// Our session id for this handshake.
+        session_id: u32,
+        /// True for the first handshake, false for a rekey.
+        first: bool,
+    },
+    /// The gateway told us our tunnel addresses (first time or changed).
+    Configured(AddressAssignment),
+    /// The gateway demanded a cookie (it is under load); the next initiation carries mac2.
+    CookieReceived,
+    /// No handshake answer for [`REKEY_ATTEMPT_TIME`]; retries continue.
+    GatewayUnreachable,
+    /// The session's keys expired without a successful rekey.
+    SessionExpired,
+}
+
+/// What an incoming datagram turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// An inner IP packet at this range of the buffer, to write to the TUN.
+    Packet(core::ops::Range<usize>),
+    /// Handled inside the state machine (handshake, control); nothing for the TUN.
+    Nothing,
+}
+
+/// A snapshot for `grelay status`.
+#[derive(Debug, Clone)]
+pub struct ClientStatus {
+    /// Where the gateway is reached.
+    pub endpoint: SocketAddr,
+    /// Our current session id, if a session is up.
+    pub session_id: Option<u32>,
+    /// The AEAD of the current session.
+    pub suite: Option<CipherSuite>,
+    /// Age of the current keys.
+    pub session_age: Option<Duration>,
+    /// Time since the last completed handshake.
+    pub since_last_handshake: Option<Duration>,
+    /// Time since the first handshake of this client completed.
+    pub connected_for: Option<Duration>,
+    /// Tunnel addresses, once assigned.
+    pub assignment: Option<AddressAssignment>,
+    /// Traffic through this client.
+    pub traffic: TrafficCounters,
+    /// RTT, jitter and loss towards the gateway.
+    pub path: PathSnapshot,
+    /// Dropped datagrams by reason.
+    pub drops: DropCounters,
+    /// Handshakes completed.
+    pub handshakes: u64,
+}
+
+/// An initiation in flight, kept as the inputs that re-create its Noise state.
+struct Pending {
+    seed: [u8; 32],
+    timestamp: Tai64N,
+    local_id: u32,
+    mac1: [u8; MAC_LEN],
+}
+
+/// The client's protocol state. See the module doc for the calling order.
+pub struct Client {
+    config: ClientConfig,
+    to_gateway: MacKeys,
+    to_us: MacKeys,
+    cookies: CookieJar,
+    rng: ChaCha20Rng,
+    start: Instant,
+    pending: Option<Pending>,
+    attempts_since: Option<Instant>,
+    next_retry: Option<Instant>,
+    unreachable_reported: bool,
+    current: Option<Keypair>,
+    previous: Option<Keypair>,
+    first_connected: Option<Instant>,
+    last_handshake: Option<Instant>,
+    last_sent: Instant,
+    last_data: Option<Instant>,
+    next_probe: Option<Instant>,
+    probe_seq: u32,
+    path: PathStats,
+    assignment: Option<AddressAssignment>,
+    next_config_request: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ClientEvent>,
+    traffic: TrafficCounters,
+    drops: DropCounters,
+    handshakes: u64,
+}
+
+impl core::fmt::Debug for Client {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.config.gateway_endpoint)
+            .field("session", &self.current.as_ref().map(|k| k.local_id))
+            .finish()
+    }
+}
+
+impl Client {
+    /// Creates the client and queues its first handshake initiation. `seed` feeds every
+    /// random choice (session ids, ephemeral keys, jitter).
+    pub fn new(config: ClientConfig, now: Instant, seed: [u8; 32]) -> Self {
+        let to_gateway = MacKeys::new(&config.gateway_key);
+        let to_us = MacKeys::new(&config.private_key.public_key());
+        let mut client = Self {
+            config,
+            to_gateway,
+            to_us,
+            cookies: CookieJar::default(),
+            rng: ChaCha20Rng::from_seed(seed),
+            start: now,
+            pending: None,
+            attempts_since: None,
+            next_retry: None,
+            unreachable_reported: false,
+            current: None,
+            previous: None,
+            first_connected: None,
+            last_handshake: None,
+            last_sent: now,
+            last_data: None,
+            next_probe: None,
+            probe_seq: 0,
+            path: PathStats::new(),
+            assignment: None,
+            next_config_request: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            traffic: TrafficCounters::default(),
+            drops: DropCounters::default(),
+            handshakes: 0,
+        };
+        client.send_initiation(now);
+        client
+    }
+
+    /// The gateway's address (as configured, or as last set by the shell).
+    pub fn endpoint(&self) -> SocketAddr {
+        self.config.gateway_endpoint
+    }
+
+    /// Points the client at another address for the gateway (another transport or a DNS
+    /// change); the session keys stay valid.
+    pub fn set_endpoint(&mut self, endpoint: SocketAddr) {
+        self.config.gateway_endpoint = endpoint;
+    }
+
+    /// Whether data can be sent now.
+    pub fn is_established(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The tunnel addresses, once the gateway has assigned them.
+    pub fn assignment(&self) -> Option<AddressAssignment> {
+        self.assignment
+    }
+
+    /// Next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event, if any.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest time at which [`Client::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut deadlines = [None; 6];
+        deadlines[0] = self.next_retry;
+        if let Some(k) = &self.current {
+            if self.pending.is_none() {
+                deadlines[1] = Some(k.created + REKEY_AFTER_TIME);
+            }
+            deadlines[2] = Some(k.created + REJECT_AFTER_TIME);
+            deadlines[3] = Some(self.last_sent + self.config.keepalive);
+            deadlines[4] = self.next_probe;
+            deadlines[5] = self.next_config_request;
+        }
+        deadlines.into_iter().flatten().min()
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_keys(now);
+        if self.pending.is_some() {
+            if self.next_retry.is_some_and(|t| now >= t) {
+                self.report_unreachable(now);
+                self.send_initiation(now);
+            }
+        } else if self.current.as_ref().is_none_or(|k| k.wants_rekey(now)) {
+            self.send_initiation(now);
+        }
+        if self.current.is_none() {
+            return;
+        }
+        if self.next_config_request.is_some_and(|t| now >= t) {
+            self.send_control(now, ControlMessage::ConfigRequest);
+            self.next_config_request = Some(now + CONFIG_RETRY);
+        }
+        self.path.expire(now);
+        if self.next_probe.is_some_and(|t| now >= t) {
+            if self.active(now) {
+                self.send_probe(now);
+                self.next_probe = Some(now + self.config.probe_interval);
+            } else {
+                self.next_probe = None;
+            }
+        }
+        if now >= self.last_sent + self.config.keepalive {
+            self.send_control(now, ControlMessage::Keepalive);
+        }
+    }
+
+    /// Seals the IP packet at `buf[HEADROOM..HEADROOM + len]` for the gateway; returns the
+    /// length of the datagram now at the start of `buf`.
+    pub fn encapsulate(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, SendError> {
+        if len == 0 || buf.len() < HEADROOM + len + TAILROOM {
+            return Err(SendError::BadBuffer {
+                have: buf.len(),
+                len,
+            });
+        }
+        let protocol = frame::ethertype_of(&buf[HEADROOM..]).ok_or(SendError::NotIp)?;
+        self.expire_keys(now);
+        let Some(keys) = self.current.as_mut() else {
+            if self.pending.is_none() {
+                self.send_initiation(now);
+            }
+            return Err(SendError::NoSession);
+        };
+        let frame_len = frame::write_gre_header(buf, protocol, len);
+        let total = keys.seal(buf, frame_len)?;
+        let wants_rekey = keys.wants_rekey(now);
+        self.traffic.sent(total);
+        self.last_sent = now;
+        self.mark_active(now);
+        if wants_rekey && self.pending.is_none() {
+            self.send_initiation(now);
+        }
+        Ok(total)
+    }
+
+    /// Processes one datagram from the network, decrypting data in place.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<Received, DropReason> {
+        let result = self.dispatch(now, from, buf);
+        if let Err(reason) = result {
+            self.drops.count(reason);
+        }
+        result
+    }
+
+    /// A snapshot for status displays.
+    pub fn status(&self, now: Instant) -> ClientStatus {
+        ClientStatus {
+            endpoint: self.config.gateway_endpoint,
+            session_id: self.current.as_ref().map(|k| k.local_id),
+            suite: self.current.as_ref().map(|k| k.suite),
+            session_age: self.current.as_ref().map(|k| k.age(now)),
+            since_last_handshake: self
+                .last_handshake
+                .map(|t| now.saturating_duration_since(t)),
+            connected_for: self
+                .first_connected
+                .map(|t| now.saturating_duration_since(t)),
+            assignment: self.assignment,
+            traffic: self.traffic,
+            path: self.path.snapshot(),
+            drops: self.drops.clone(),
+            handshakes: self.handshakes,
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+    ) -> Result<Received, DropReason> {
+        let _ = from;
+        match outer::classify(buf).map_err(|_| DropReason::Malformed)? {
+            MessageKind::Data => self.handle_data(now, buf),
+            MessageKind::Response => self.handle_response(now, buf).map(|()| Received::Nothing),
+            MessageKind::CookieReply => self.handle_cookie(now, buf).map(|()| Received::Nothing),
+            MessageKind::Initiation => Err(DropReason::Unexpected),
+        }
+    }
+
+    fn handle_data(&mut self, now: Instant, buf: &mut [u8]) -> Result<Received, DropReason> {
+        let datagram_len = buf.len();
+        let receiver = outer::Data::new_checked(&buf[..])
+            .map_err(|_| DropReason::Malformed)?
+            .receiver();
+        let keys = [self.current.as_mut(), self.previous.as_mut()]
+            .into_iter()
+            .flatten()
+            .find(|k| k.local_id == receiver)
+            .ok_or(DropReason::UnknownSession)?;
+        let frame = keys.open(buf, now)?;
+        self.traffic.received(datagram_len);
+        match frame::parse_inner(buf, frame)? {
+            Inner::Ip(range) => {
+                self.mark_active(now);
+                Ok(Received::Packet(range))
+            }
+            Inner::Control(message) => {
+                self.handle_control(now, message);
+                Ok(Received::Nothing)
+            }
+        }
+    }
+
+    fn handle_control(&mut self, now: Instant, message: ControlMessage) {
+        match message {
+            ControlMessage::RttEcho { seq, .. } => {
+                self.path.echo_received(seq, now);
+            }
+            ControlMessage::RttProbe { seq, timestamp_us } => {
+                self.send_control(now, ControlMessage::RttEcho { seq, timestamp_us });
+            }
+            ControlMessage::ConfigAssign(assignment) => {
+                self.next_config_request = None;
+                if self.assignment != Some(assignment) {
+                    self.assignment = Some(assignment);
+                    self.events.push_back(ClientEvent::Configured(assignment));
+                }
+            }
+            ControlMessage::Keepalive | ControlMessage::ConfigRequest => {}
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, buf: &[u8]) -> Result<(), DropReason> {
+        let msg = Response::new_checked(buf).map_err(|_| DropReason::Malformed)?;
+        if !self.to_us.verify_mac1(msg.before_mac1(), msg.mac1()) {
+            return Err(DropReason::BadMac);
+        }
+        if self
+            .pending
+            .as_ref()
+            .is_none_or(|p| p.local_id != msg.receiver())
+        {
+            return Err(DropReason::UnknownSession);
+        }
+        let pending = self.pending.as_ref().ok_or(DropReason::UnknownSession)?;
+        // snow consumes its handshake state even when a response fails to authenticate, so the
+        // pending handshake is kept as the inputs that re-create it exactly (the ephemeral key
+        // comes from `seed`); a forged response then changes nothing.
+        let keys = self
+            .initiator(pending.seed, &pending.timestamp)
+            .map_err(|_| DropReason::Authentication)?
+            .0
+            .finish(msg.noise())
+            .map_err(|_| DropReason::Authentication)?;
+        let local_id = pending.local_id;
+        self.pending = None;
+        let keypair = Keypair::new(&keys, self.config.suite, local_id, msg.sender(), now);
+        self.previous = self.current.replace(keypair);
+        self.next_retry = None;
+        self.attempts_since = None;
+        self.unreachable_reported = false;
+        self.handshakes += 1;
+        self.last_handshake = Some(now);
+        let first = self.first_connected.is_none();
+        self.first_connected.get_or_insert(now);
+        self.events.push_back(ClientEvent::HandshakeCompleted {
+            session_id: local_id,
+            first,
+        });
+        if self.assignment.is_none() {
+            self.send_control(now, ControlMessage::ConfigRequest);
+            self.next_config_request = Some(now + CONFIG_RETRY);
+        } else {
+            // Confirms the new keys to the gateway, which may not send with them before.
+            self.send_control(now, ControlMessage::Keepalive);
+        }
+        self.mark_active(now);
+        Ok(())
+    }
+
+    fn handle_cookie(&mut self, now: Instant, buf: &[u8]) -> Result<(), DropReason> {
+        let msg = CookieReply::new_checked(buf).map_err(|_| DropReason::Malformed)?;
+        let pending = self
+            .pending
+            .as_ref()
+            .filter(|p| p.local_id == msg.receiver())
+            .ok_or(DropReason::UnknownSession)?;
+        let cookie = self
+            .to_gateway
+            .open_cookie(msg.nonce(), msg.sealed_cookie(), &pending.mac1)
+            .map_err(|_| DropReason::Authentication)?;
+        self.cookies.store(cookie, now);
+        self.events.push_back(ClientEvent::CookieReceived);
+        Ok(())
+    }
+
+    fn expire_keys(&mut self, now: Instant) {
+        if self.previous.as_ref().is_some_and(|k| k.expired(now)) {
+            self.previous = None;
+        }
+        if self.current.as_ref().is_some_and(|k| k.expired(now)) {
+            self.current = None;
+            self.next_probe = None;
+            self.events.push_back(ClientEvent::SessionExpired);
+        }
+    }
+
+    fn report_unreachable(&mut self, now: Instant) {
+        let since = *self.attempts_since.get_or_insert(now);
+        if !self.unreachable_reported && now.saturating_duration_since(since) >= REKEY_ATTEMPT_TIME
+        {
+            self.unreachable_reported = true;
+            self.events.push_back(ClientEvent::GatewayUnreachable);
+        }
+    }
+
+    fn initiator(
+        &self,
+        seed: [u8; 32],
+        timestamp: &Tai64N,
+    ) -> Result<(Initiator, [u8; INITIATION_NOISE_LEN]), ()> {
+        let mut noise = [0u8; INITIATION_NOISE_LEN];
+        let psk = self.config.psk.unwrap_or(NO_PSK);
+        Initiator::start(
+            &self.config.private_key,
+            &self.config.gateway_key,
+            &psk,
+            self.config.suite,
+            seed,
+            timestamp.as_bytes(),
+            &mut noise,
+        )
+        .map(|i| (i, noise))
+        .map_err(|_| ())
+    }
+
+    fn send_initiation(&mut self, now: Instant) {
+        let local_id = self.rng.next_u32();
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let unix = self.config.unix_time_at_start + now.saturating_duration_since(self.start);
+        let timestamp = Tai64N::from_unix(unix.as_secs(), unix.subsec_nanos());
+        let Ok((_, noise)) = self.initiator(seed, &timestamp) else {
+            return;
+        };
+        let mut contents = vec![0u8; INITIATION_LEN];
+        let mut msg = Initiation::new_unchecked(&mut contents[..]);
+        msg.set_header(self.config.suite.code(), local_id);
+        msg.noise_mut().copy_from_slice(&noise);
+        let mac1 = self.to_gateway.mac1(msg.before_mac1());
+        msg.set_mac1(&mac1);
+        let mac2 = self.cookies.mac2(now, msg.before_mac2());
+        msg.set_mac2(&mac2);
+        self.pending = Some(Pending {
+            seed,
+            timestamp,
+            local_id,
+            mac1,
+        });
+        self.attempts_since.get_or_insert(now);
+        let jitter =
+            Duration::from_nanos(self.rng.next_u64() % (REKEY_JITTER.as_nanos() as u64).max(1));
+        self.next_retry = Some(now + REKEY_TIMEOUT + jitter);
+        self.last_sent = now;
+        self.traffic.sent(contents.len());
+        self.transmits.push_back(Transmit {
+            destination: self.config.gateway_endpoint,
+            contents,
+        });
+    }
+
+    fn send_probe(&mut self, now: Instant) {
+        self.probe_seq = self.probe_seq.wrapping_add(1);
+        let timestamp_us = now.saturating_duration_since(self.start).as_micros() as u64;
+        self.path.probe_sent(self.probe_seq, now);
+        self.send_control(
+            now,
+            ControlMessage::RttProbe {
+                seq: self.probe_seq,
+                timestamp_us,
+            },
+        );
+    }
+
+    fn send_control(&mut self, now: Instant, message: ControlMessage) {
+        let Some(keys) = self.current.as_mut() else {
+            return;
+        };
+        let (mut buf, frame_len) = frame::control_buffer(&message);
+        let Ok(total) = keys.seal(&mut buf, frame_len) else {
+            return;
+        };
+        buf.truncate(total);
+        self.last_sent = now;
+        self.traffic.sent(total);
+        self.transmits.push_back(Transmit {
+            destination: self.config.gateway_endpoint,
+            contents: buf,
+        });
+    }
+
+    fn mark_active(&mut self, now: Instant) {
+        self.last_data = Some(now);
+        if self.next_probe.is_none() && self.current.is_some() {
+            self.next_probe = Some(now);
+        }
+    }
+
+    fn active(&self, now: Instant) -> bool {
+        self.last_data
+            .is_some_and(|t| now.saturating_duration_since(t) < ACTIVE_WINDOW)
+    }
+}
+
+#[cfg(test)]
+mod tests;

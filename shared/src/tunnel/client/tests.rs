@@ -1,0 +1,182 @@
+use super::*;
+use crate::tunnel::test_pair::*;
+use core::net::Ipv4Addr;
+
+#[test]
+fn handshake_config_and_data_both_ways() {
+    let mut pair = Pair::new();
+    pair.drive();
+    assert!(pair.client.is_established());
+    let events: Vec<_> = core::iter::from_fn(|| pair.client.poll_event()).collect();
+    assert!(matches!(
+        events[0],
+        ClientEvent::HandshakeCompleted { first: true, .. }
+    ));
+    assert_eq!(events[1], ClientEvent::Configured(assignment(2)));
+    assert_eq!(pair.client.assignment(), Some(assignment(2)));
+
+    let packet = ipv4_packet(
+        Ipv4Addr::new(10, 77, 0, 2),
+        Ipv4Addr::new(10, 99, 0, 2),
+        b"ping",
+    );
+    let datagram = pair.client_seal(&packet);
+    assert_eq!(datagram.len(), packet.len() + 4 + 32);
+    assert_eq!(pair.gateway_receive(&datagram), Some(packet.clone()));
+    // The same datagram again is a replay.
+    assert_eq!(pair.gateway_receive(&datagram), None);
+
+    let reply = ipv4_packet(
+        Ipv4Addr::new(10, 99, 0, 2),
+        Ipv4Addr::new(10, 77, 0, 2),
+        b"pong",
+    );
+    let mut buf = vec![0u8; HEADROOM + reply.len() + TAILROOM];
+    buf[HEADROOM..HEADROOM + reply.len()].copy_from_slice(&reply);
+    let (n, to) = pair
+        .gateway
+        .encapsulate(pair.now, pair.peer, &mut buf, reply.len())
+        .unwrap();
+    assert_eq!(to, pair.client_addr);
+    let got = pair
+        .client
+        .handle_datagram(pair.now, to, &mut buf[..n])
+        .unwrap();
+    let Received::Packet(range) = got else {
+        panic!("expected a packet, got {got:?}")
+    };
+    assert_eq!(&buf[range], &reply[..]);
+}
+
+#[test]
+fn forged_response_leaves_pending_handshake_intact() {
+    let mut pair = Pair::new();
+    let init = pair.client.poll_transmit().unwrap();
+    let mut buf = init.contents.clone();
+    pair.gateway
+        .handle_datagram(pair.now, pair.client_addr, &mut buf)
+        .unwrap();
+    let response = pair.gateway.poll_transmit().unwrap();
+    // Flip a bit in the Noise part but keep mac1 valid: only the AEAD can catch it.
+    let mut forged = response.contents.clone();
+    forged[20] ^= 1;
+    let macs = MacKeys::new(&StaticSecret::from_bytes([2; 32]).public_key());
+    let mac1 = macs.mac1(&forged[..60]);
+    forged[60..76].copy_from_slice(&mac1);
+    assert_eq!(
+        pair.client
+            .handle_datagram(pair.now, response.destination, &mut forged),
+        Err(DropReason::Authentication)
+    );
+    assert!(!pair.client.is_established());
+    let mut real = response.contents.clone();
+    assert_eq!(
+        pair.client
+            .handle_datagram(pair.now, response.destination, &mut real),
+        Ok(Received::Nothing)
+    );
+    assert!(pair.client.is_established());
+}
+
+#[test]
+fn retries_until_answered_and_reports_unreachable() {
+    let mut pair = Pair::new();
+    let start = pair.now;
+    let first = pair.client.poll_transmit().unwrap();
+    assert_eq!(first.contents.len(), 148);
+    let mut initiations = 1;
+    while pair.now.duration_since(start) < Duration::from_secs(100) {
+        let t = pair
+            .client
+            .poll_timeout()
+            .expect("a retry is always scheduled");
+        assert!(t > pair.now, "timer must move forward");
+        pair.now = t;
+        pair.client.handle_timeout(pair.now);
+        while pair.client.poll_transmit().is_some() {
+            initiations += 1;
+        }
+    }
+    // One try every 5 s plus up to 1/3 s of jitter.
+    assert!(
+        (19..=21).contains(&initiations),
+        "sent {initiations} initiations"
+    );
+    let events: Vec<_> = core::iter::from_fn(|| pair.client.poll_event()).collect();
+    assert_eq!(events, vec![ClientEvent::GatewayUnreachable]);
+}
+
+#[test]
+fn rekeys_before_expiry_without_losing_data() {
+    let mut pair = Pair::new();
+    pair.drive();
+    let first = pair.client.status(pair.now).session_id.unwrap();
+    for _ in 0..125 {
+        pair.advance(Duration::from_secs(1));
+        pair.drive();
+    }
+    let status = pair.client.status(pair.now);
+    assert_ne!(status.session_id, Some(first));
+    assert_eq!(status.handshakes, 2);
+    let packet = ipv4_packet(
+        Ipv4Addr::new(10, 77, 0, 2),
+        Ipv4Addr::new(10, 99, 0, 2),
+        b"x",
+    );
+    let datagram = pair.client_seal(&packet);
+    assert_eq!(pair.gateway_receive(&datagram), Some(packet));
+    // RTT probes ran while active, and every one was answered.
+    assert!(status.path.received > 0);
+    assert_eq!(status.path.lost, 0);
+}
+
+#[test]
+fn keepalive_when_idle() {
+    let mut pair = Pair::new();
+    pair.drive();
+    pair.advance(ACTIVE_WINDOW + Duration::from_secs(1));
+    pair.drive();
+    let before = pair.client.status(pair.now).traffic.tx_packets;
+    pair.advance(KEEPALIVE_INTERVAL);
+    pair.drive();
+    assert!(pair.client.status(pair.now).traffic.tx_packets > before);
+}
+
+#[test]
+fn data_before_session_starts_nothing_twice() {
+    let mut pair = Pair::new();
+    let packet = ipv4_packet(
+        Ipv4Addr::new(10, 77, 0, 2),
+        Ipv4Addr::new(10, 99, 0, 2),
+        b"x",
+    );
+    let mut buf = vec![0u8; HEADROOM + packet.len() + TAILROOM];
+    buf[HEADROOM..HEADROOM + packet.len()].copy_from_slice(&packet);
+    assert_eq!(
+        pair.client.encapsulate(pair.now, &mut buf, packet.len()),
+        Err(SendError::NoSession)
+    );
+    // The initiation queued at creation is the only one.
+    assert!(pair.client.poll_transmit().is_some());
+    assert!(pair.client.poll_transmit().is_none());
+    assert_eq!(
+        pair.client.encapsulate(pair.now, &mut [0u8; 10], 5),
+        Err(SendError::BadBuffer { have: 10, len: 5 })
+    );
+}
+
+#[test]
+fn garbage_is_counted_not_fatal() {
+    let mut pair = Pair::new();
+    pair.drive();
+    for junk in [&[][..], &[4, 0, 0, 0][..], &[1; 148][..], &[9; 40][..]] {
+        let mut b = junk.to_vec();
+        assert!(
+            pair.client
+                .handle_datagram(pair.now, pair.client_addr, &mut b)
+                .is_err()
+        );
+    }
+    assert_eq!(pair.client.status(pair.now).drops.total(), 4);
+    assert!(pair.client.is_established());
+}
