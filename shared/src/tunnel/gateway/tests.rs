@@ -221,3 +221,26 @@ fn aes_gcm_sessions_work() {
     client.handle_datagram(now, from, &mut resp).unwrap();
     assert_eq!(client.status(now).suite, Some(CipherSuite::Aes256Gcm));
 }
+
+#[test]
+fn retry_after_lost_response_is_served() {
+    let mut pair = Pair::new();
+    let mut first = pair.client.poll_transmit().unwrap().contents;
+    pair.gateway
+        .handle_datagram(pair.now, pair.client_addr, &mut first)
+        .unwrap();
+    let _lost = pair.gateway.poll_transmit().unwrap();
+    pair.advance(Duration::from_secs(6));
+    let mut retry = pair
+        .client
+        .poll_transmit()
+        .expect("client retried")
+        .contents;
+    assert_eq!(
+        pair.gateway
+            .handle_datagram(pair.now, pair.client_addr, &mut retry),
+        Ok(Received::Nothing)
+    );
+    pair.drive();
+    assert!(pair.client.is_established());
+}
