@@ -7,7 +7,7 @@ enhanced GRE frames with and without sequence/ack, and malformed frames in the s
 tcpdump's malformed GRE captures (truncated, reserved bits, versions 2..7, routing bit, bad
 checksum, a length field larger than the bytes present).
 
-Usage: python3 make_seeds.py   (rewrites seeds/gre and seeds/pptp; the output is deterministic)
+Usage: python3 make_seeds.py   (rewrites seeds/<target> for every target; the output is deterministic)
 """
 
 import os
@@ -153,6 +153,55 @@ def write(target: str, seeds: dict) -> None:
             f.write(data)
 
 
+def outer_seeds() -> dict:
+    """Outer datagrams of every type, right and wrong sizes, and control messages."""
+    ctl = lambda body: body
+    seeds = {
+        "initiation": bytes([1, 0, 0, 0]) + bytes(range(144)),
+        "initiation_aes": bytes([1, 1, 0, 0]) + bytes(144),
+        "initiation_short": bytes([1, 0, 0, 0]) + bytes(143),
+        "initiation_reserved": bytes([1, 0, 0, 1]) + bytes(144),
+        "response": bytes([2, 0, 0, 0]) + bytes(range(88)),
+        "cookie_reply": bytes([3, 0, 0, 0]) + bytes(range(60)),
+        "data_min": bytes([4, 0, 0, 0, 1, 2, 3, 4]) + bytes(8) + bytes(16),
+        "data_frame": bytes([4, 0, 0, 0, 1, 2, 3, 4]) + struct.pack("!Q", 7) + bytes(40),
+        "data_truncated": bytes([4, 0, 0, 0, 1]),
+        "unknown_type": bytes([9, 0, 0, 0]) + bytes(28),
+        "ctl_keepalive": ctl(b"\x01"),
+        "ctl_probe": ctl(b"\x02" + struct.pack("!IQ", 1, 123456)),
+        "ctl_echo": ctl(b"\x03" + struct.pack("!IQ", 1, 123456)),
+        "ctl_config_request": ctl(b"\x04"),
+        "ctl_assign": ctl(b"\x05\x03" + bytes([10, 77, 0, 2, 16]) + bytes(15) + b"\x02" + bytes([64]) + struct.pack("!H", 1420)),
+        "ctl_assign_bad_len": ctl(b"\x05\x01" + bytes([10, 77, 0, 2, 33]) + bytes(19)),
+    }
+    return seeds
+
+
+def inner_seeds() -> dict:
+    """IPv4/IPv6 TCP SYNs with MSS options, and broken headers."""
+    def tcp_syn(mss: int, options: bytes = b"") -> bytes:
+        opts = struct.pack("!BBH", 2, 4, mss) + options
+        opts += b"\x00" * (-len(opts) % 4)
+        off = (20 + len(opts)) // 4
+        return struct.pack("!HHIIBBHHH", 40000, 443, 1, 0, off << 4, 0x02, 65535, 0, 0) + opts
+    seg = tcp_syn(1460, b"\x01\x03\x03\x07")
+    v4 = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 1, 0x4000, 64, 6, 0,
+                     bytes([10, 77, 0, 2]), bytes([10, 99, 0, 2])) + seg
+    v6 = struct.pack("!IHBB16s16s", 0x60000000, len(seg), 6, 64,
+                     bytes(15) + b"\x02", bytes(15) + b"\x01") + seg
+    return {
+        "ipv4_syn": v4,
+        "ipv6_syn": v6,
+        "ipv4_bad_ihl": b"\x44" + v4[1:],
+        "ipv4_truncated": v4[:30],
+        "tcp_option_len_zero": v4[:40] + b"\x02\x00\x05\xb4",
+        "empty": b"",
+    }
+
+
 if __name__ == "__main__":
     write("gre", gre_seeds())
     write("pptp", pptp_seeds())
+    write("outer", outer_seeds())
+    write("handshake", outer_seeds())
+    write("inner", inner_seeds())

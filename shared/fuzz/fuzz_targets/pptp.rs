@@ -11,10 +11,18 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let parsed = Repr::parse(&Packet::new_unchecked(data));
     let Ok(packet) = Packet::new_checked(data) else {
-        assert!(parsed.is_err(), "unchecked parse accepted what new_checked refused");
+        assert!(
+            parsed.is_err(),
+            "unchecked parse accepted what new_checked refused"
+        );
         return;
     };
-    let _ = (packet.flags(), packet.call_id(), packet.sequence(), packet.ack());
+    let _ = (
+        packet.flags(),
+        packet.call_id(),
+        packet.sequence(),
+        packet.ack(),
+    );
     assert_eq!(packet.payload().len(), usize::from(packet.payload_len()));
     assert!(packet.frame_len() <= data.len());
     assert_eq!(Repr::parse(&packet), parsed);

@@ -11,7 +11,7 @@
 //! 0x03 RttEcho          seq (4) | timestamp µs (8)
 //! 0x04 ConfigRequest    (no body)                      client asks for its addresses
 //! 0x05 ConfigAssign     flags (1) | ipv4 (4) | len4 (1) | ipv6 (16) | len6 (1) | mtu (2)
-//!                       flags: 0x01 ipv4 present, 0x02 ipv6 present
+//!                       flags: 0x01 ipv4 present, 0x02 ipv6 present; absent ones all zero
 //! 0x20–0x2f             reserved for rendezvous / hole punching
 //! ```
 
@@ -96,6 +96,13 @@ fn parse_assign(buf: &[u8]) -> Result<AddressAssignment, WireError> {
     let mut v6 = [0u8; 16];
     v6.copy_from_slice(&buf[7..23]);
     let len6 = buf[23];
+    // Absent addresses must be all zero, so that every message has exactly one encoding.
+    if flags & 0x01 == 0 && buf[2..7].iter().any(|&b| b != 0) {
+        return Err(WireError::InvalidField("absent ipv4 not zero"));
+    }
+    if flags & 0x02 == 0 && buf[7..24].iter().any(|&b| b != 0) {
+        return Err(WireError::InvalidField("absent ipv6 not zero"));
+    }
     if len4 > 32 {
         return Err(WireError::InvalidField("ipv4 prefix length"));
     }
@@ -237,6 +244,13 @@ mod tests {
         assert_eq!(
             ControlMessage::parse(&assign),
             Err(WireError::InvalidField("ipv4 prefix length"))
+        );
+        assign[1] = 0;
+        assign[6] = 0;
+        assign[17] = 0xcd;
+        assert_eq!(
+            ControlMessage::parse(&assign),
+            Err(WireError::InvalidField("absent ipv6 not zero"))
         );
         assert!(ControlMessage::Keepalive.emit(&mut []).is_err());
     }

@@ -20,11 +20,11 @@
 //!
 //! Accepted: version 0 with any combination of C, K and S. Rejected with a typed error:
 //! version 1 (PPTP's enhanced GRE, see [`super::pptp`]) and 2..7 as
-//! [`WireError::UnsupportedVersion`]; the routing bit R of RFC 1701 (its routing fields would
-//! change the layout) and the other reserved bits (s, Recur, Flags) as [`WireError::BadFlags`].
-//! RFC 2784 §2.5.1 asks receivers to ignore bits 6..12 rather than reject them; grelay rejects
-//! them because every sender it talks to (its own peers, Linux `ip_gre`) sends them as zero, and
-//! a set bit means the bytes are not the frame we think they are.
+//! [`WireError::UnsupportedVersion`]; bits 1..5 other than K and S — the routing bit R of RFC
+//! 1701 (its routing fields would change the layout), s, and the top bit of Recur — as
+//! [`WireError::BadFlags`], as RFC 2784 §2.5 says a receiver that does not implement RFC 1701
+//! MUST. Bits 6..12 (the rest of Recur and Flags) are ignored on receipt as §2.5.1 asks, and
+//! always sent as zero.
 //!
 //! The checksum, when present, covers the GRE header and the payload, computed with the
 //! checksum field zero (Linux `gre_build_header`). [`Packet::new_checked`] does not verify it
@@ -65,7 +65,11 @@ pub const RESERVED_FLAGS_MASK: u16 = 0x00F8;
 pub const VERSION_MASK: u16 = 0x0007;
 
 /// Bits of the first word that a version-0 frame must have clear.
-const REJECTED_FLAGS: u16 = FLAG_ROUTING | FLAG_STRICT_ROUTE | RECURSION_MASK | RESERVED_FLAGS_MASK;
+const REJECTED_FLAGS: u16 = FLAG_ROUTING | FLAG_STRICT_ROUTE | RECURSION_TOP_BIT;
+/// Bits 6..12 (the low bits of Recur and the Flags): ignored on receipt, sent as zero.
+pub const IGNORED_FLAGS: u16 = 0x03F8;
+/// Bit 5, the top bit of Recur: one of the bits 1..5 a receiver must reject (RFC 2784 §2.5).
+const RECURSION_TOP_BIT: u16 = 0x0400;
 
 /// Length of the flags and protocol words every GRE header starts with.
 pub const BASE_HEADER_LEN: usize = 4;
@@ -555,16 +559,17 @@ mod tests {
     }
 
     #[test]
+    fn ignores_bits_6_to_12() {
+        for bit in [0x0200u16, 0x0100, 0x0080, 0x0008] {
+            let mut bytes = frame(&K_HEADER, &INNER_IPV4);
+            bytes[..2].copy_from_slice(&(0x2000 | bit).to_be_bytes());
+            assert!(parse(&bytes).is_ok(), "bit {bit:#06x}");
+        }
+    }
+
+    #[test]
     fn rejects_routing_and_reserved_bits() {
-        for bit in [
-            FLAG_ROUTING,
-            FLAG_STRICT_ROUTE,
-            0x0400,
-            0x0200,
-            0x0100,
-            0x0080,
-            0x0008,
-        ] {
+        for bit in [FLAG_ROUTING, FLAG_STRICT_ROUTE, RECURSION_TOP_BIT] {
             let mut bytes = frame(&K_HEADER, &INNER_IPV4);
             let flags = 0x2000 | bit;
             bytes[..2].copy_from_slice(&flags.to_be_bytes());
