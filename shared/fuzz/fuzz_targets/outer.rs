@@ -1,4 +1,5 @@
-//! Feeds arbitrary bytes to the outer datagram codec and the control message codec.
+//! Feeds arbitrary bytes to the outer datagram codec, the stream framing and the control
+//! message codec.
 //!
 //! Checks that nothing panics, that a classified message opens as its view and every accessor
 //! stays in bounds, and that a parsed control message re-emits to the same bytes.
@@ -6,6 +7,7 @@
 
 use grelay_proto::wire::control::ControlMessage;
 use grelay_proto::wire::outer::{self, CookieReply, Data, Initiation, MessageKind, Response};
+use grelay_proto::wire::stream;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,6 +31,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = (v.receiver(), v.counter());
             }
         }
+    }
+    if let Ok(Some(range)) = stream::next_datagram(data, stream::DEFAULT_MAX_DATAGRAM) {
+        assert!(range.end <= data.len() && !range.is_empty());
     }
     if let Ok(message) = ControlMessage::parse(data) {
         let mut out = vec![0u8; message.buffer_len()];

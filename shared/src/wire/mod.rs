@@ -11,6 +11,7 @@ pub mod gre;
 pub mod ip;
 pub mod outer;
 pub mod pptp;
+pub mod stream;
 pub mod tcp_mss;
 
 /// Why bytes could not be read as (or written into) a wire format.
