@@ -42,10 +42,18 @@ pub(crate) fn ethertype_of(packet: &[u8]) -> Option<u16> {
 
 /// Writes the minimal GRE header at `buf[DATA_HEADER_LEN..HEADROOM]` for a payload of
 /// `payload_len` bytes at `buf[HEADROOM..]`; returns the GRE frame's length.
+/// The caller guarantees `buf` holds `HEADROOM + payload_len` bytes.
 pub(crate) fn write_gre_header(buf: &mut [u8], protocol: u16, payload_len: usize) -> usize {
-    let header = [0, 0, (protocol >> 8) as u8, protocol as u8];
-    buf[DATA_HEADER_LEN..HEADROOM].copy_from_slice(&header);
-    gre::BASE_HEADER_LEN + payload_len
+    let repr = gre::Repr {
+        protocol,
+        checksum: false,
+        key: None,
+        sequence: None,
+    };
+    // Invariant: callers checked the buffer holds the header room and the payload.
+    repr.emit_header(&mut buf[DATA_HEADER_LEN..], payload_len)
+        .expect("buffer holds the GRE header and the payload");
+    repr.buffer_len(payload_len)
 }
 
 /// Reads a decrypted GRE frame lying at `frame` within `buf`.

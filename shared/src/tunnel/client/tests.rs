@@ -1,6 +1,8 @@
 use super::*;
+use crate::crypto::keys::StaticSecret;
 use crate::tunnel::test_pair::*;
 use core::net::Ipv4Addr;
+use core::time::Duration;
 
 #[test]
 fn handshake_config_and_data_both_ways() {

@@ -12,133 +12,20 @@
 //! events after each call.
 
 use core::net::SocketAddr;
-use core::time::Duration;
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::SeedableRng;
 
 use super::frame::{self, HEADROOM, Inner, TAILROOM};
 use super::keypair::Keypair;
 use super::timers::*;
 use super::{DropCounters, DropReason, SendError, TrafficCounters, Transmit};
-use crate::crypto::aead::CipherSuite;
-use crate::crypto::keys::{PublicKey, StaticSecret};
-use crate::crypto::mac::{CookieJar, MAC_LEN, MacKeys};
-use crate::noise::{INITIATION_NOISE_LEN, Initiator, NO_PSK};
-use crate::rtt::{PathSnapshot, PathStats};
-use crate::tai64n::Tai64N;
+use crate::crypto::mac::{CookieJar, MacKeys};
+use crate::rtt::PathStats;
 use crate::wire::control::{AddressAssignment, ControlMessage};
-use crate::wire::outer::{self, CookieReply, INITIATION_LEN, Initiation, MessageKind, Response};
-
-/// What a client needs to know to reach its gateway.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// The client's own static key.
-    pub private_key: StaticSecret,
-    /// The gateway's static public key, known in advance (Noise IK).
-    pub gateway_key: PublicKey,
-    /// Optional pre-shared key mixed into the handshake.
-    pub psk: Option<[u8; 32]>,
-    /// Where the gateway listens.
-    pub gateway_endpoint: SocketAddr,
-    /// The data AEAD to ask for.
-    pub suite: CipherSuite,
-    /// Idle keepalive interval.
-    pub keepalive: Duration,
-    /// RTT probe interval while traffic flows.
-    pub probe_interval: Duration,
-    /// Wall-clock time (since the Unix epoch) at the `now` given to [`Client::new`]; handshake
-    /// timestamps are derived from it so that they only grow, even across restarts.
-    pub unix_time_at_start: Duration,
-}
-
-impl ClientConfig {
-    /// A config with the default timers.
-    pub fn new(
-        private_key: StaticSecret,
-        gateway_key: PublicKey,
-        gateway_endpoint: SocketAddr,
-        unix_time_at_start: Duration,
-    ) -> Self {
-        Self {
-            private_key,
-            gateway_key,
-            psk: None,
-            gateway_endpoint,
-            suite: CipherSuite::ChaCha20Poly1305,
-            keepalive: KEEPALIVE_INTERVAL,
-            probe_interval: PROBE_INTERVAL,
-            unix_time_at_start,
-        }
-    }
-}
-
-/// Something the shell may want to log or show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// A handshake completed; data can flow with the new keys.
-    HandshakeCompleted {
-        /// Our session id for this handshake.
-        session_id: u32,
-        /// True for the first handshake, false for a rekey.
-        first: bool,
-    },
-    /// The gateway told us our tunnel addresses (first time or changed).
-    Configured(AddressAssignment),
-    /// The gateway demanded a cookie (it is under load); the next initiation carries mac2.
-    CookieReceived,
-    /// No handshake answer for [`REKEY_ATTEMPT_TIME`]; retries continue.
-    GatewayUnreachable,
-    /// The session's keys expired without a successful rekey.
-    SessionExpired,
-}
-
-/// What an incoming datagram turned out to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Received {
-    /// An inner IP packet at this range of the buffer, to write to the TUN.
-    Packet(core::ops::Range<usize>),
-    /// Handled inside the state machine (handshake, control); nothing for the TUN.
-    Nothing,
-}
-
-/// A snapshot for `grelay status`.
-#[derive(Debug, Clone)]
-pub struct ClientStatus {
-    /// Where the gateway is reached.
-    pub endpoint: SocketAddr,
-    /// Our current session id, if a session is up.
-    pub session_id: Option<u32>,
-    /// The AEAD of the current session.
-    pub suite: Option<CipherSuite>,
-    /// Age of the current keys.
-    pub session_age: Option<Duration>,
-    /// Time since the last completed handshake.
-    pub since_last_handshake: Option<Duration>,
-    /// Time since the first handshake of this client completed.
-    pub connected_for: Option<Duration>,
-    /// Tunnel addresses, once assigned.
-    pub assignment: Option<AddressAssignment>,
-    /// Traffic through this client.
-    pub traffic: TrafficCounters,
-    /// RTT, jitter and loss towards the gateway.
-    pub path: PathSnapshot,
-    /// Dropped datagrams by reason.
-    pub drops: DropCounters,
-    /// Handshakes completed.
-    pub handshakes: u64,
-}
-
-/// An initiation in flight, kept as the inputs that re-create its Noise state.
-struct Pending {
-    seed: [u8; 32],
-    timestamp: Tai64N,
-    local_id: u32,
-    mac1: [u8; MAC_LEN],
-}
+use crate::wire::outer::{self, MessageKind};
 
 /// The client's protocol state. See the module doc for the calling order.
 pub struct Client {
@@ -423,70 +310,6 @@ impl Client {
         }
     }
 
-    fn handle_response(&mut self, now: Instant, buf: &[u8]) -> Result<(), DropReason> {
-        let msg = Response::new_checked(buf).map_err(|_| DropReason::Malformed)?;
-        if !self.to_us.verify_mac1(msg.before_mac1(), msg.mac1()) {
-            return Err(DropReason::BadMac);
-        }
-        if self
-            .pending
-            .as_ref()
-            .is_none_or(|p| p.local_id != msg.receiver())
-        {
-            return Err(DropReason::UnknownSession);
-        }
-        let pending = self.pending.as_ref().ok_or(DropReason::UnknownSession)?;
-        // snow consumes its handshake state even when a response fails to authenticate, so the
-        // pending handshake is kept as the inputs that re-create it exactly (the ephemeral key
-        // comes from `seed`); a forged response then changes nothing.
-        let keys = self
-            .initiator(pending.seed, &pending.timestamp)
-            .map_err(|_| DropReason::Authentication)?
-            .0
-            .finish(msg.noise())
-            .map_err(|_| DropReason::Authentication)?;
-        let local_id = pending.local_id;
-        self.pending = None;
-        let keypair = Keypair::new(&keys, self.config.suite, local_id, msg.sender(), now);
-        self.previous = self.current.replace(keypair);
-        self.next_retry = None;
-        self.attempts_since = None;
-        self.unreachable_reported = false;
-        self.handshakes += 1;
-        self.last_handshake = Some(now);
-        let first = self.first_connected.is_none();
-        self.first_connected.get_or_insert(now);
-        self.events.push_back(ClientEvent::HandshakeCompleted {
-            session_id: local_id,
-            first,
-        });
-        if self.assignment.is_none() {
-            self.send_control(now, ControlMessage::ConfigRequest);
-            self.next_config_request = Some(now + CONFIG_RETRY);
-        } else {
-            // Confirms the new keys to the gateway, which may not send with them before.
-            self.send_control(now, ControlMessage::Keepalive);
-        }
-        self.mark_active(now);
-        Ok(())
-    }
-
-    fn handle_cookie(&mut self, now: Instant, buf: &[u8]) -> Result<(), DropReason> {
-        let msg = CookieReply::new_checked(buf).map_err(|_| DropReason::Malformed)?;
-        let pending = self
-            .pending
-            .as_ref()
-            .filter(|p| p.local_id == msg.receiver())
-            .ok_or(DropReason::UnknownSession)?;
-        let cookie = self
-            .to_gateway
-            .open_cookie(msg.nonce(), msg.sealed_cookie(), &pending.mac1)
-            .map_err(|_| DropReason::Authentication)?;
-        self.cookies.store(cookie, now);
-        self.events.push_back(ClientEvent::CookieReceived);
-        Ok(())
-    }
-
     fn expire_keys(&mut self, now: Instant) {
         if self.previous.as_ref().is_some_and(|k| k.expired(now)) {
             self.previous = None;
@@ -496,70 +319,6 @@ impl Client {
             self.next_probe = None;
             self.events.push_back(ClientEvent::SessionExpired);
         }
-    }
-
-    fn report_unreachable(&mut self, now: Instant) {
-        let since = *self.attempts_since.get_or_insert(now);
-        if !self.unreachable_reported && now.saturating_duration_since(since) >= REKEY_ATTEMPT_TIME
-        {
-            self.unreachable_reported = true;
-            self.events.push_back(ClientEvent::GatewayUnreachable);
-        }
-    }
-
-    fn initiator(
-        &self,
-        seed: [u8; 32],
-        timestamp: &Tai64N,
-    ) -> Result<(Initiator, [u8; INITIATION_NOISE_LEN]), ()> {
-        let mut noise = [0u8; INITIATION_NOISE_LEN];
-        let psk = self.config.psk.unwrap_or(NO_PSK);
-        Initiator::start(
-            &self.config.private_key,
-            &self.config.gateway_key,
-            &psk,
-            self.config.suite,
-            seed,
-            timestamp.as_bytes(),
-            &mut noise,
-        )
-        .map(|i| (i, noise))
-        .map_err(|_| ())
-    }
-
-    fn send_initiation(&mut self, now: Instant) {
-        let local_id = self.rng.next_u32();
-        let mut seed = [0u8; 32];
-        self.rng.fill_bytes(&mut seed);
-        let unix = self.config.unix_time_at_start + now.saturating_duration_since(self.start);
-        let timestamp = Tai64N::from_unix(unix.as_secs(), unix.subsec_nanos());
-        let Ok((_, noise)) = self.initiator(seed, &timestamp) else {
-            return;
-        };
-        let mut contents = vec![0u8; INITIATION_LEN];
-        let mut msg = Initiation::new_unchecked(&mut contents[..]);
-        msg.set_header(self.config.suite.code(), local_id);
-        msg.noise_mut().copy_from_slice(&noise);
-        let mac1 = self.to_gateway.mac1(msg.before_mac1());
-        msg.set_mac1(&mac1);
-        let mac2 = self.cookies.mac2(now, msg.before_mac2());
-        msg.set_mac2(&mac2);
-        self.pending = Some(Pending {
-            seed,
-            timestamp,
-            local_id,
-            mac1,
-        });
-        self.attempts_since.get_or_insert(now);
-        let jitter =
-            Duration::from_nanos(self.rng.next_u64() % (REKEY_JITTER.as_nanos() as u64).max(1));
-        self.next_retry = Some(now + REKEY_TIMEOUT + jitter);
-        self.last_sent = now;
-        self.traffic.sent(contents.len());
-        self.transmits.push_back(Transmit {
-            destination: self.config.gateway_endpoint,
-            contents,
-        });
     }
 
     fn send_probe(&mut self, now: Instant) {
@@ -604,6 +363,13 @@ impl Client {
             .is_some_and(|t| now.saturating_duration_since(t) < ACTIVE_WINDOW)
     }
 }
+
+mod handshake;
+mod types;
+
+pub use types::{ClientConfig, ClientEvent, ClientStatus, Received};
+
+use handshake::Pending;
 
 #[cfg(test)]
 mod tests;
