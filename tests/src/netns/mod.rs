@@ -52,10 +52,11 @@
 //! | `tshark` | [`Capture`] and field reading (preseed `wireshark-common/install-setuid` false) |
 //! | `iputils-ping` | [`Namespace::ping`] |
 //! | `iperf3` | throughput tests through the tunnel (later scenarios) |
+//! | `python3-scapy` | [`GrePeer`], the userspace GRE far end (the kernel here has no GRE devices) |
 //!
 //! ```text
 //! echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
-//! DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 nftables conntrack tshark iputils-ping iperf3
+//! DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2 nftables conntrack tshark iputils-ping iperf3 python3-scapy
 //! ```
 //!
 //! [`require_root`] checks root and every tool, naming the package of a missing one.
@@ -63,6 +64,7 @@
 mod capture;
 mod error;
 mod exec;
+pub mod gre_peer;
 mod impair;
 mod link;
 mod namespace;
@@ -76,6 +78,7 @@ use std::time::{Duration, Instant};
 
 pub use capture::{Capture, Pcap};
 pub use error::{Error, Result};
+pub use gre_peer::{GrePeer, GrePeerOptions};
 pub use link::{MAX_IFNAME, add_addr, connect, route, veth};
 pub use namespace::{Namespace, PREFIX, RUN_TIMEOUT, sweep_stale};
 pub use nat::{Nat, NatKind};
