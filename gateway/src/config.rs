@@ -1,0 +1,177 @@
+//! The gateway's TOML configuration: parsing, defaults, validation with file:line messages.
+//!
+//! Every value is read with its span, so a wrong value is reported as
+//! `gateway.toml:7: public_key is not a valid key: … (make one with …)`: the file, the line,
+//! what is wrong and what to do. Unknown keys are errors too (a typo must not silently fall
+//! back to a default). The format is documented in `docs/gateway.md`.
+
+mod parse;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use grelay_proto::crypto::keys::{PublicKey, StaticSecret};
+
+use crate::pool::Pool;
+
+/// The UDP port used when `listen` names none.
+pub const DEFAULT_PORT: u16 = 4747;
+/// Default TUN name.
+pub const DEFAULT_INTERFACE: &str = "grelay-gw";
+/// Default TUN MTU: a 1420-byte inner packet plus IPv4 (20) + UDP (8) + data header (16) +
+/// GRE (4) + tag (16) = 1484 fits a 1500-byte path, with room to spare for IPv6 outer headers
+/// (40 instead of 20: 1504 — use 1400 where the gateway is reached over IPv6 on a 1500 path).
+pub const DEFAULT_MTU: u16 = 1420;
+/// Default IPv4 pool.
+pub const DEFAULT_IPV4_POOL: &str = "10.77.0.0/16";
+/// Default IPv6 pool.
+pub const DEFAULT_IPV6_POOL: &str = "fd77::/64";
+/// Default state file.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/grelay/state.json";
+
+/// A configuration error: where (file and line, when known) and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line, when the error has a place.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What to do with traffic from clients to addresses outside the pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EgressMode {
+    /// Forward and masquerade the pools (nftables) out of the host's interfaces.
+    Nat,
+    /// Forward without NAT (the network routes the pools back to this host).
+    Route,
+    /// No forwarding: clients reach only each other and the gateway's own tunnel addresses.
+    None,
+}
+
+impl EgressMode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EgressMode::Nat => "nat",
+            EgressMode::Route => "route",
+            EgressMode::None => "none",
+        }
+    }
+}
+
+/// Where the gateway's private key comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A key file (mode 0600), path resolved against the config file's directory.
+    File(PathBuf),
+    /// Inline in the config file.
+    Inline,
+}
+
+/// One authorized client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientEntry {
+    /// Its name in logs.
+    pub name: String,
+    /// Its static public key.
+    pub public_key: PublicKey,
+    /// Optional pre-shared key.
+    pub psk: Option<[u8; 32]>,
+}
+
+/// The validated configuration, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// UDP address to listen on.
+    pub listen: SocketAddr,
+    /// Where the private key came from.
+    pub key_source: KeySource,
+    /// The private key.
+    pub private_key: StaticSecret,
+    /// Address book location.
+    pub state_file: PathBuf,
+    /// TUN name.
+    pub interface: String,
+    /// TUN MTU.
+    pub mtu: u16,
+    /// IPv4 pool, if enabled.
+    pub ipv4_pool: Option<Pool>,
+    /// IPv6 pool, if enabled.
+    pub ipv6_pool: Option<Pool>,
+    /// Egress mode.
+    pub egress: EgressMode,
+    /// Egress interface for NAT (`None`: any interface but the TUN).
+    pub out_interface: Option<String>,
+    /// Authorized clients, in file order.
+    pub clients: Vec<ClientEntry>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path` (and the key file it names).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates configuration `text` as if read from `path` (relative paths in it are
+    /// resolved against `path`'s directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        parse::parse(path, text)
+    }
+}
+
+impl fmt::Display for Config {
+    /// The effective configuration as TOML (keys hidden), for `grelay-gateway check`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pool = |p: Option<Pool>| p.map_or(String::new(), |p| p.prefix().to_string());
+        writeln!(f, "listen = \"{}\"", self.listen)?;
+        match &self.key_source {
+            KeySource::File(p) => writeln!(f, "private_key_file = \"{}\"", p.display())?,
+            KeySource::Inline => writeln!(f, "private_key = \"(hidden)\"")?,
+        }
+        writeln!(f, "state_file = \"{}\"", self.state_file.display())?;
+        writeln!(f, "\n[tunnel]")?;
+        writeln!(f, "interface = \"{}\"", self.interface)?;
+        writeln!(f, "mtu = {}", self.mtu)?;
+        writeln!(f, "ipv4_pool = \"{}\"", pool(self.ipv4_pool))?;
+        writeln!(f, "ipv6_pool = \"{}\"", pool(self.ipv6_pool))?;
+        writeln!(f, "\n[egress]")?;
+        writeln!(f, "mode = \"{}\"", self.egress.as_str())?;
+        if let Some(o) = &self.out_interface {
+            writeln!(f, "out_interface = \"{o}\"")?;
+        }
+        for c in &self.clients {
+            writeln!(f, "\n[[clients]]")?;
+            writeln!(f, "name = {:?}", c.name)?;
+            writeln!(f, "public_key = \"{}\"", c.public_key)?;
+            if c.psk.is_some() {
+                writeln!(f, "psk = \"(hidden)\"")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+//! `grelay-gateway run`: set up, serve until told to stop, tear down.
+//!
+//! Set-up order: address book → UDP socket (fails early if the port is taken) → TUN with the
+//! gateway's first host of each pool (the kernel then routes the pools via the TUN) →
+//! forwarding and the NAT table (per `[egress]`) → the core with every configured client.
+//! Tear-down, on SIGINT/SIGTERM or [`Command::Shutdown`]: save the book, delete the NAT table,
+//! close the TUN (a non-persistent TUN vanishes with its addresses and routes). All of it is
+//! local work, well inside the 2 s a supervisor gives before SIGKILL.
+//!
+//! The runtime is tokio's `current_thread` one: the core's [`Gateway`] is one `&mut` state
+//! machine, so a single thread owns it and the sockets with no locks and no cross-thread
+//! wake-ups. A second worker would have nothing of its own to do — it could only contend for
+//! the gateway — and the kernel's share of the data path (the inner TCP receive inside the TUN
+//! write, the peer's UDP receive inside the send) already runs on the calling thread. Scaling
+//! out comes later as several pipelines (multi-queue TUN + `SO_REUSEPORT`, `DATAPATH.md`),
+//! each again a single-threaded loop.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use grelay_io::netlink::Netlink;
+use grelay_io::tun::Tun;
+use grelay_proto::tunnel::gateway::{Gateway, GatewayConfig};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::{MissedTickBehavior, interval_at};
+
+use crate::clients::{Assigner, Change, Clients};
+use crate::config::{Config, EgressMode};
+use crate::dataplane::Dataplane;
+use crate::nat::{self, NatTable};
+use crate::report::{STATUS_INTERVAL, status_line};
+use crate::state::AddressBook;
+
+/// What the loop can be told from outside (signals, or a test running the gateway in-process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Re-read the configuration's `[[clients]]` (SIGHUP).
+    Reload,
+    /// Stop cleanly (SIGINT, SIGTERM).
+    Shutdown,
+}
+
+/// Forwards SIGHUP as [`Command::Reload`] and SIGINT/SIGTERM as [`Command::Shutdown`]; call
+/// inside the runtime.
+pub fn signal_commands() -> Result<mpsc::Receiver<Command>> {
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let command = tokio::select! {
+                _ = hup.recv() => Command::Reload,
+                _ = int.recv() => Command::Shutdown,
+                _ = term.recv() => Command::Shutdown,
+            };
+            if tx.send(command).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Runs the gateway described by `config` until a [`Command::Shutdown`] arrives or `commands`
+/// closes. Must run on a tokio runtime with I/O and time enabled.
+pub async fn run(config: Config, mut commands: mpsc::Receiver<Command>) -> Result<()> {
+    let assigner = Assigner {
+        v4: config.ipv4_pool,
+        v6: config.ipv6_pool,
+        mtu: config.mtu,
+    };
+    let mut book = AddressBook::load(&config.state_file, assigner.v4, assigner.v6)?;
+    let udp = grelay_io::udp::bind(config.listen)?;
+    let tun = Tun::open(&config.interface, config.mtu)?;
+    let netlink = Netlink::new()?;
+    for pool in [assigner.v4, assigner.v6].into_iter().flatten() {
+        let (addr, len) = (pool.gateway(), pool.prefix().prefix_len());
+        match netlink.add_address(tun.index(), addr, len).await {
+            Err(e) if !e.is_already_exists() => return Err(e.into()),
+            _ => {}
+        }
+    }
+    if config.egress != EgressMode::None {
+        nat::enable_forwarding(assigner.v6.is_some())?;
+    }
+    let mut nat_table = match config.egress {
+        EgressMode::Nat => {
+            let pools: Vec<_> = [assigner.v4, assigner.v6].into_iter().flatten().collect();
+            Some(NatTable::install(
+                &pools,
+                &config.interface,
+                config.out_interface.as_deref(),
+            )?)
+        }
+        _ => None,
+    };
+
+    let seed = grelay_io::seed()?;
+    let mut gateway = Gateway::new(
+        GatewayConfig::new(config.private_key.clone()),
+        Instant::now(),
+        seed,
+    );
+    let mut clients = Clients::default();
+    let changes = clients.apply(&mut gateway, &mut book, assigner, &config.clients);
+    if let Some(Change::Failed { name, reason }) =
+        changes.iter().find(|c| matches!(c, Change::Failed { .. }))
+    {
+        bail!("client {name}: {reason}");
+    }
+    for change in &changes {
+        tracing::info!("{change}");
+    }
+    if book.is_dirty() {
+        book.save(&config.state_file)?;
+    }
+    let (rcv, snd) = grelay_io::udp::buffer_sizes(&udp);
+    tracing::info!(
+        "listening on udp {} (buffers {rcv}/{snd} B), public key {}, tun {} mtu {}, egress {}{}, \
+         {} clients",
+        config.listen,
+        gateway.public_key(),
+        tun.name(),
+        tun.mtu(),
+        config.egress.as_str(),
+        nat_table.as_ref().map_or(String::new(), |t| format!(
+            " (nftables table inet {})",
+            t.name()
+        )),
+        clients.len()
+    );
+
+    let mut plane = Dataplane::new(gateway, clients, udp, tun);
+    let served = serve(&mut plane, &mut book, &config, assigner, &mut commands).await;
+
+    let saved = book.save(&config.state_file);
+    let unnat = nat_table.as_mut().map_or(Ok(()), NatTable::remove);
+    drop(plane);
+    tracing::info!("stopped");
+    served.and(saved).and(unnat)
+}
+
+async fn serve(
+    plane: &mut Dataplane,
+    book: &mut AddressBook,
+    config: &Config,
+    assigner: Assigner,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Result<()> {
+    enum Wake {
+        Command(Option<Command>),
+        Udp,
+        Tun,
+        Timer,
+        Status,
+    }
+    let mut deadline = next_deadline(&plane.gateway);
+    let timer = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(timer);
+    let start = tokio::time::Instant::now() + STATUS_INTERVAL;
+    let mut status = interval_at(start, STATUS_INTERVAL);
+    status.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        // Not `biased`: under a flood on one input the others must still get their turn
+        // (tokio picks among ready branches at random).
+        let wake = tokio::select! {
+            c = commands.recv() => Wake::Command(c),
+            r = plane.udp.readable() => { r.context("waiting on the UDP socket")?; Wake::Udp }
+            r = plane.tun.readable() => { r.context("waiting on the TUN")?; Wake::Tun }
+            () = &mut timer => Wake::Timer,
+            _ = status.tick() => Wake::Status,
+        };
+        match wake {
+            Wake::Command(Some(Command::Reload)) => reload(plane, book, config, assigner),
+            Wake::Command(Some(Command::Shutdown) | None) => {
+                tracing::info!("shutting down");
+                return Ok(());
+            }
+            Wake::Udp => plane.drain_udp().await,
+            Wake::Tun => plane.drain_tun().await?,
+            Wake::Timer => {
+                plane.gateway.handle_timeout(Instant::now());
+                plane.flush().await;
+                // A fired timer stays ready: always re-arm it.
+                deadline = next_deadline(&plane.gateway);
+                timer.as_mut().reset(deadline.into());
+            }
+            Wake::Status => tracing::info!(
+                "{}",
+                status_line(
+                    plane.clients.len(),
+                    plane.connected.len(),
+                    plane.gateway.session_count(),
+                    plane.gateway.stats(),
+                    &plane.counters,
+                )
+            ),
+        }
+        // The core's next deadline may have moved with any input.
+        let next = next_deadline(&plane.gateway);
+        if next != deadline {
+            deadline = next;
+            timer.as_mut().reset(next.into());
+        }
+    }
+}
+
+/// When the core next wants [`Gateway::handle_timeout`]; an hour ahead when it has no timer.
+fn next_deadline(gateway: &Gateway) -> Instant {
+    gateway
+        .poll_timeout()
+        .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600))
+}
+
+/// Applies the configuration file's `[[clients]]` again; everything else needs a restart.
+fn reload(plane: &mut Dataplane, book: &mut AddressBook, config: &Config, assigner: Assigner) {
+    let path: PathBuf = config.path.clone();
+    let fresh = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload failed, keeping the current clients: {e}");
+            return;
+        }
+    };
+    if fresh.listen != config.listen
+        || fresh.interface != config.interface
+        || fresh.mtu != config.mtu
+        || fresh.ipv4_pool != config.ipv4_pool
+        || fresh.ipv6_pool != config.ipv6_pool
+        || fresh.egress != config.egress
+        || fresh.out_interface != config.out_interface
+        || fresh.state_file != config.state_file
+        || fresh.private_key.public_key() != config.private_key.public_key()
+    {
+        tracing::warn!("reload applies [[clients]] only: other changes need a restart");
+    }
+    let changes = plane
+        .clients
+        .apply(&mut plane.gateway, book, assigner, &fresh.clients);
+    for change in &changes {
+        match change {
+            Change::Failed { .. } => tracing::error!("{change}"),
+            Change::Removed { id, .. } => {
+                plane.connected.remove(id);
+                tracing::info!("{change}");
+            }
+            _ => tracing::info!("{change}"),
+        }
+    }
+    tracing::info!(
+        "reloaded {}: {} changes, {} clients",
+        path.display(),
+        changes.len(),
+        plane.clients.len()
+    );
+    if book.is_dirty() {
+        if let Err(e) = book.save(&config.state_file) {
+            tracing::error!("{e:#}");
+        }
+    }
+}
