@@ -5,12 +5,14 @@
 //! what is wrong and what to do. Unknown keys are errors too (a typo must not silently fall
 //! back to a default). The format is documented in `docs/gateway.md`.
 
+mod backends;
 mod parse;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use grelay_proto::backend::BackendConfig;
 use grelay_proto::crypto::keys::{PublicKey, StaticSecret};
 
 use crate::pool::Pool;
@@ -121,6 +123,8 @@ pub struct Config {
     pub out_interface: Option<String>,
     /// Authorized clients, in file order.
     pub clients: Vec<ClientEntry>,
+    /// Raw GRE back ends, in file order.
+    pub backends: Vec<BackendConfig>,
 }
 
 impl Config {
@@ -168,6 +172,26 @@ impl fmt::Display for Config {
             if c.psk.is_some() {
                 writeln!(f, "psk = \"(hidden)\"")?;
             }
+        }
+        for b in &self.backends {
+            writeln!(f, "\n[[backends]]")?;
+            writeln!(f, "name = {:?}", b.name)?;
+            writeln!(f, "remote = \"{}\"", b.remote)?;
+            writeln!(f, "local = \"{}\"", b.local)?;
+            if let Some(k) = b.key {
+                writeln!(f, "key = {k}")?;
+            }
+            writeln!(f, "sequence = {}\nchecksum = {}", b.sequence, b.checksum)?;
+            let priority = b
+                .prefixes
+                .first()
+                .map_or(backends::DEFAULT_PRIORITY, |p| p.1);
+            let prefixes: Vec<String> = b.prefixes.iter().map(|p| format!("\"{}\"", p.0)).collect();
+            writeln!(
+                f,
+                "priority = {priority}\nprefixes = [{}]",
+                prefixes.join(", ")
+            )?;
         }
         Ok(())
     }

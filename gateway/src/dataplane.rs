@@ -19,12 +19,14 @@ use std::ops::Range;
 use std::time::Instant;
 
 use grelay_io::tun::Tun;
+use grelay_proto::backend::FromBackend;
 use grelay_proto::tunnel::gateway::{Gateway, GatewayEvent, PeerId, Received};
 use grelay_proto::tunnel::{HEADROOM, SendError, TAILROOM};
 use grelay_proto::wire::ip;
 use grelay_proto::wire::tcp_mss::{clamp_mss, mss_for_mtu};
 use tokio::net::UdpSocket;
 
+use crate::backends::BackendPlane;
 use crate::clients::Clients;
 use crate::report::{Counters, DropLog};
 
@@ -41,6 +43,8 @@ pub struct Dataplane {
     pub(crate) tun: Tun,
     pub(crate) counters: Counters,
     pub(crate) connected: HashSet<PeerId>,
+    /// Raw GRE back ends, when configured.
+    pub(crate) backends: Option<BackendPlane>,
     drops: DropLog,
     mss_v4: u16,
     mss_v6: u16,
@@ -50,7 +54,13 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Wraps the parts; MSS clamping follows the TUN's MTU.
-    pub fn new(gateway: Gateway, clients: Clients, udp: UdpSocket, tun: Tun) -> Self {
+    pub fn new(
+        gateway: Gateway,
+        clients: Clients,
+        udp: UdpSocket,
+        tun: Tun,
+        backends: Option<BackendPlane>,
+    ) -> Self {
         let mtu = tun.mtu();
         Dataplane {
             gateway,
@@ -59,6 +69,7 @@ impl Dataplane {
             tun,
             counters: Counters::default(),
             connected: HashSet::new(),
+            backends,
             drops: DropLog::default(),
             mss_v4: mss_for_mtu(mtu, false),
             mss_v6: mss_for_mtu(mtu, true),
@@ -130,6 +141,9 @@ impl Dataplane {
             return;
         };
         let Some(to) = self.gateway.route(dst) else {
+            if self.send_to_backend(dst, range.clone()).await {
+                return;
+            }
             match self.tun.send(&self.udp_buf[range]).await {
                 Ok(_) => self.counters.tun_tx += 1,
                 Err(e) => {
@@ -151,6 +165,85 @@ impl Dataplane {
         }
         self.counters.client_to_client += 1;
         self.seal_and_send(now, to, len, true).await;
+    }
+
+    /// Sends a decrypted packet to the back end that serves its destination, framing it in
+    /// place (the decrypted frame has 20 bytes of free room in front); false if none serves it.
+    async fn send_to_backend(&mut self, dst: std::net::IpAddr, range: Range<usize>) -> bool {
+        let Some(plane) = self.backends.as_mut() else {
+            return false;
+        };
+        let Some(id) = plane.table.select(dst) else {
+            return false;
+        };
+        let end = range.end;
+        match plane.table.frame(id, &mut self.udp_buf, range) {
+            Ok(start) => {
+                let remote = plane.table.config(id).map(|c| c.remote);
+                if let Some(remote) = remote {
+                    plane.send(remote, &self.udp_buf[start..end]).await;
+                    plane.counters.tx += 1;
+                }
+            }
+            Err(e) => {
+                self.counters.bad_packets += 1;
+                tracing::trace!("cannot frame for back end {}: {e}", plane.name(id));
+            }
+        }
+        true
+    }
+
+    /// Reads up to [`BURST`] frames from the back ends' raw GRE sockets: keepalives update
+    /// health; packets for a client's address are sealed for that client. The TUN buffer is
+    /// reused (this loop is single-threaded, and a TUN packet is finished before we get here).
+    pub async fn drain_gre(&mut self) {
+        for _ in 0..BURST {
+            let Some(plane) = self.backends.as_mut() else {
+                return;
+            };
+            let end = self.tun_buf.len() - TAILROOM;
+            let Some((source, frame)) = plane.try_recv(&mut self.tun_buf[..end]) else {
+                return;
+            };
+            let now = Instant::now();
+            let range = match plane
+                .table
+                .handle_frame(now, source, &self.tun_buf[frame.clone()])
+            {
+                Ok(FromBackend::Packet { range, .. }) => {
+                    plane.counters.rx += 1;
+                    frame.start + range.start..frame.start + range.end
+                }
+                Ok(FromBackend::Keepalive(_)) => {
+                    plane.flush().await;
+                    continue;
+                }
+                Err(reason) => {
+                    plane.count_drop(reason);
+                    continue;
+                }
+            };
+            let Ok(dst) = ip::destination(&self.tun_buf[range.clone()]) else {
+                plane.counters.malformed += 1;
+                continue;
+            };
+            let Some(peer) = self.gateway.route(dst) else {
+                plane.counters.unroutable += 1;
+                continue;
+            };
+            let len = range.len();
+            self.tun_buf.copy_within(range, HEADROOM);
+            let mss = if dst.is_ipv6() {
+                self.mss_v6
+            } else {
+                self.mss_v4
+            };
+            if clamp_mss(&mut self.tun_buf[HEADROOM..HEADROOM + len], mss) {
+                self.counters.mss_clamped += 1;
+            }
+            self.seal_and_send(now, peer, len, false).await;
+            self.flush().await;
+        }
     }
 
     async fn on_tun_packet(&mut self, n: usize) {

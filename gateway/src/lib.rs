@@ -13,12 +13,14 @@
 //! | [`clients`] | configured clients ↔ core peers; the SIGHUP diff |
 //! | [`nat`] | IP forwarding and the gateway's own nftables table |
 //! | [`dataplane`] | per-packet work between UDP, the core and the TUN |
+//! | [`backends`] | raw GRE sockets towards back ends chosen by inner destination |
 //! | [`report`] | counters, rate-limited drop logs, the status line |
 //! | [`mod@run`] | set-up, the event loop, tear-down |
 //!
 //! `main.rs` holds only the command line and logging, so tests can start a gateway in-process
 //! with [`run::run`] and drive it with [`run::Command`]s.
 
+pub mod backends;
 pub mod clients;
 pub mod config;
 pub mod dataplane;

@@ -26,6 +26,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval_at};
 
+use crate::backends::BackendPlane;
 use crate::clients::{Assigner, Change, Clients};
 use crate::config::{Config, EgressMode};
 use crate::dataplane::Dataplane;
@@ -133,7 +134,23 @@ pub async fn run(config: Config, mut commands: mpsc::Receiver<Command>) -> Resul
         clients.len()
     );
 
-    let mut plane = Dataplane::new(gateway, clients, udp, tun);
+    let backends = BackendPlane::open(&config.backends, Instant::now())?;
+    if let Some(b) = &backends {
+        for id in b.table.ids() {
+            if let Some(c) = b.table.config(id) {
+                let prefixes: Vec<String> = c.prefixes.iter().map(|p| p.0.to_string()).collect();
+                tracing::info!(
+                    "back end {} at {} (from {}, key {}) serves {}",
+                    c.name,
+                    c.remote,
+                    c.local,
+                    c.key.map_or("none".to_owned(), |k| k.to_string()),
+                    prefixes.join(", ")
+                );
+            }
+        }
+    }
+    let mut plane = Dataplane::new(gateway, clients, udp, tun, backends);
     let served = serve(&mut plane, &mut book, &config, assigner, &mut commands).await;
 
     let saved = book.save(&config.state_file);
@@ -154,10 +171,11 @@ async fn serve(
         Command(Option<Command>),
         Udp,
         Tun,
+        Gre,
         Timer,
         Status,
     }
-    let mut deadline = next_deadline(&plane.gateway);
+    let mut deadline = next_deadline(plane);
     let timer = tokio::time::sleep_until(deadline.into());
     tokio::pin!(timer);
     let start = tokio::time::Instant::now() + STATUS_INTERVAL;
@@ -170,6 +188,10 @@ async fn serve(
             c = commands.recv() => Wake::Command(c),
             r = plane.udp.readable() => { r.context("waiting on the UDP socket")?; Wake::Udp }
             r = plane.tun.readable() => { r.context("waiting on the TUN")?; Wake::Tun }
+            r = gre_readable(plane.backends.as_ref()) => {
+                r.context("waiting on the raw GRE socket")?;
+                Wake::Gre
+            }
             () = &mut timer => Wake::Timer,
             _ = status.tick() => Wake::Status,
         };
@@ -181,11 +203,17 @@ async fn serve(
             }
             Wake::Udp => plane.drain_udp().await,
             Wake::Tun => plane.drain_tun().await?,
+            Wake::Gre => plane.drain_gre().await,
             Wake::Timer => {
-                plane.gateway.handle_timeout(Instant::now());
+                let now = Instant::now();
+                plane.gateway.handle_timeout(now);
                 plane.flush().await;
+                if let Some(b) = plane.backends.as_mut() {
+                    b.table.handle_timeout(now);
+                    b.flush().await;
+                }
                 // A fired timer stays ready: always re-arm it.
-                deadline = next_deadline(&plane.gateway);
+                deadline = next_deadline(plane);
                 timer.as_mut().reset(deadline.into());
             }
             Wake::Status => tracing::info!(
@@ -200,7 +228,7 @@ async fn serve(
             ),
         }
         // The core's next deadline may have moved with any input.
-        let next = next_deadline(&plane.gateway);
+        let next = next_deadline(plane);
         if next != deadline {
             deadline = next;
             timer.as_mut().reset(next.into());
@@ -208,11 +236,23 @@ async fn serve(
     }
 }
 
-/// When the core next wants [`Gateway::handle_timeout`]; an hour ahead when it has no timer.
-fn next_deadline(gateway: &Gateway) -> Instant {
-    gateway
-        .poll_timeout()
+/// When the core (gateway or back-end table) next wants `handle_timeout`; an hour ahead when
+/// neither has a timer.
+fn next_deadline(plane: &Dataplane) -> Instant {
+    let backends = plane.backends.as_ref().and_then(|b| b.table.poll_timeout());
+    [plane.gateway.poll_timeout(), backends]
+        .into_iter()
+        .flatten()
+        .min()
         .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600))
+}
+
+/// Readiness of the raw GRE sockets; never ready when no back end is configured.
+async fn gre_readable(backends: Option<&BackendPlane>) -> std::io::Result<()> {
+    match backends {
+        Some(b) => b.readable().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Applies the configuration file's `[[clients]]` again; everything else needs a restart.

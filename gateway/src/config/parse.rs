@@ -10,6 +10,7 @@ use grelay_proto::router::IpPrefix;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::backends::{RawBackend, parse_backends};
 use super::{
     ClientEntry, Config, ConfigError, DEFAULT_INTERFACE, DEFAULT_IPV4_POOL, DEFAULT_IPV6_POOL,
     DEFAULT_MTU, DEFAULT_PORT, DEFAULT_STATE_FILE, EgressMode, KeySource,
@@ -31,6 +32,8 @@ struct Raw {
     egress: RawEgress,
     #[serde(default)]
     clients: Vec<Spanned<RawClient>>,
+    #[serde(default)]
+    backends: Vec<Spanned<RawBackend>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -58,13 +61,13 @@ struct RawClient {
 }
 
 /// Turns byte spans into line numbers and builds errors.
-struct Source<'a> {
+pub(super) struct Source<'a> {
     file: String,
     text: &'a str,
 }
 
 impl Source<'_> {
-    fn line(&self, span: Range<usize>) -> usize {
+    pub(super) fn line(&self, span: Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
         self.text.as_bytes()[..end]
             .iter()
@@ -73,7 +76,7 @@ impl Source<'_> {
             + 1
     }
 
-    fn at<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn at<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.clone(),
             line: Some(self.line(value.span())),
@@ -223,6 +226,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     };
     let clients = parse_clients(&src, &raw.clients)?;
+    let pools: Vec<Pool> = ipv4_pool.into_iter().chain(ipv6_pool).collect();
+    let backends = parse_backends(&src, &raw.backends, &pools)?;
     for (pool, name) in [(ipv4_pool, "ipv4_pool"), (ipv6_pool, "ipv6_pool")] {
         if let Some(p) = pool.filter(|p| p.capacity() < clients.len() as u128) {
             return Err(src.nowhere(format!(
@@ -247,6 +252,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         egress,
         out_interface,
         clients,
+        backends,
     })
 }
 
