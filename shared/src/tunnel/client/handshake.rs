@@ -61,13 +61,12 @@ impl Client {
             session_id: local_id,
             first,
         });
-        if self.assignment.is_none() {
-            self.send_control(now, ControlMessage::ConfigRequest);
-            self.next_config_request = Some(now + CONFIG_RETRY);
-        } else {
-            // Confirms the new keys to the gateway, which may not send with them before.
-            self.send_control(now, ControlMessage::Keepalive);
-        }
+        // Asks for the addresses again after every handshake (a restarted gateway may have
+        // changed them); this also confirms the new keys to the gateway, which may not send
+        // with them before.
+        self.unanswered_probes = 0;
+        self.send_control(now, ControlMessage::ConfigRequest);
+        self.next_config_request = Some(now + CONFIG_RETRY);
         self.mark_active(now);
         Ok(())
     }

@@ -47,6 +47,7 @@ pub struct Client {
     last_data: Option<Instant>,
     next_probe: Option<Instant>,
     probe_seq: u32,
+    unanswered_probes: u32,
     path: PathStats,
     assignment: Option<AddressAssignment>,
     next_config_request: Option<Instant>,
@@ -91,6 +92,7 @@ impl Client {
             last_data: None,
             next_probe: None,
             probe_seq: 0,
+            unanswered_probes: 0,
             path: PathStats::new(),
             assignment: None,
             next_config_request: None,
@@ -172,6 +174,12 @@ impl Client {
         self.path.expire(now);
         if self.next_probe.is_some_and(|t| now >= t) {
             if self.active(now) {
+                if self.unanswered_probes >= DEAD_SESSION_PROBES && self.pending.is_none() {
+                    // Nothing authenticated came back for several probes: the gateway probably
+                    // lost the session (restart). Keep the keys until a new handshake succeeds.
+                    self.unanswered_probes = 0;
+                    self.send_initiation(now);
+                }
                 self.send_probe(now);
                 self.next_probe = Some(now + self.config.probe_interval);
             } else {
@@ -294,6 +302,7 @@ impl Client {
     fn handle_control(&mut self, now: Instant, message: ControlMessage) {
         match message {
             ControlMessage::RttEcho { seq, .. } => {
+                self.unanswered_probes = 0;
                 self.path.echo_received(seq, now);
             }
             ControlMessage::RttProbe { seq, timestamp_us } => {
@@ -323,6 +332,7 @@ impl Client {
 
     fn send_probe(&mut self, now: Instant) {
         self.probe_seq = self.probe_seq.wrapping_add(1);
+        self.unanswered_probes = self.unanswered_probes.saturating_add(1);
         let timestamp_us = now.saturating_duration_since(self.start).as_micros() as u64;
         self.path.probe_sent(self.probe_seq, now);
         self.send_control(

@@ -182,3 +182,44 @@ fn garbage_is_counted_not_fatal() {
     assert_eq!(pair.client.status(pair.now).drops.total(), 4);
     assert!(pair.client.is_established());
 }
+
+#[test]
+fn recovers_within_seconds_when_the_gateway_forgets_the_session() {
+    use crate::tunnel::gateway::{Gateway, GatewayConfig, PeerConfig};
+    let mut pair = Pair::new();
+    pair.drive();
+    let packet = ipv4_packet(
+        Ipv4Addr::new(10, 77, 0, 2),
+        Ipv4Addr::new(10, 99, 0, 2),
+        b"x",
+    );
+    let first = pair.client.status(pair.now).session_id;
+    // The gateway restarts: same key, same peer, no sessions.
+    pair.gateway = Gateway::new(
+        GatewayConfig::new(StaticSecret::from_bytes([1; 32])),
+        pair.now,
+        [8; 32],
+    );
+    pair.peer = pair.gateway.add_peer(PeerConfig {
+        public_key: StaticSecret::from_bytes([2; 32]).public_key(),
+        psk: None,
+        name: None,
+        assignment: assignment(2),
+    });
+    let restart = pair.now;
+    let mut recovered = None;
+    for _ in 0..100 {
+        pair.advance(Duration::from_millis(100));
+        let datagram = pair.client_seal(&packet);
+        let delivered = pair.gateway_receive(&datagram).is_some();
+        pair.drive();
+        if delivered {
+            recovered = Some(pair.now - restart);
+            break;
+        }
+    }
+    let took = recovered.expect("client never recovered");
+    assert!(took <= Duration::from_secs(5), "took {took:?}");
+    assert_ne!(pair.client.status(pair.now).session_id, first);
+    assert_eq!(pair.client.assignment(), Some(assignment(2)));
+}
