@@ -287,6 +287,7 @@ impl Client {
             .ok_or(DropReason::UnknownSession)?;
         let frame = keys.open(buf, now)?;
         self.traffic.received(datagram_len);
+        self.unanswered_probes = 0;
         match frame::parse_inner(buf, frame)? {
             Inner::Ip(range) => {
                 self.mark_active(now);
@@ -302,7 +303,6 @@ impl Client {
     fn handle_control(&mut self, now: Instant, message: ControlMessage) {
         match message {
             ControlMessage::RttEcho { seq, .. } => {
-                self.unanswered_probes = 0;
                 self.path.echo_received(seq, now);
             }
             ControlMessage::RttProbe { seq, timestamp_us } => {
