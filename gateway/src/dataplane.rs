@@ -218,6 +218,13 @@ impl Dataplane {
                     plane.flush().await;
                     continue;
                 }
+                Ok(FromBackend::ReflectKeepalive { backend, range }) => {
+                    let at = frame.start + range.start..frame.start + range.end;
+                    if let Some(remote) = plane.table.config(backend).map(|c| c.remote) {
+                        plane.send(remote, &self.tun_buf[at]).await;
+                    }
+                    continue;
+                }
                 Err(reason) => {
                     plane.count_drop(reason);
                     continue;

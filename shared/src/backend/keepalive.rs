@@ -59,6 +59,25 @@ pub(crate) fn probe_payload(remote: IpAddr, local: IpAddr, key: Option<u32>) -> 
     packet
 }
 
+/// Where the GRE frame starts inside `packet` if `packet` is the far end's own keepalive: an
+/// IP packet addressed to the far end itself (`remote`) that carries GRE.
+pub(crate) fn reflectable(packet: &[u8], remote: IpAddr) -> Option<usize> {
+    use crate::wire::ip::{Ipv4Packet, Ipv6Packet};
+    match packet.first()? >> 4 {
+        4 => {
+            let p = Ipv4Packet::new_checked(packet).ok()?;
+            let ours = IpAddr::V4(p.dst_addr()) == remote && p.protocol() == IPPROTO_GRE;
+            (ours && p.fragment_offset() == 0).then_some(p.header_len())
+        }
+        6 => {
+            let p = Ipv6Packet::new_checked(packet).ok()?;
+            let ours = IpAddr::V6(p.dst_addr()) == remote && p.next_header() == IPPROTO_GRE;
+            ours.then_some(p.header_len())
+        }
+        _ => None,
+    }
+}
+
 fn to_v6(addr: IpAddr) -> core::net::Ipv6Addr {
     match addr {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
@@ -82,6 +101,17 @@ mod tests {
         let frame = gre::Packet::new_checked(&p[20..]).unwrap();
         let repr = gre::Repr::parse(&frame).unwrap();
         assert_eq!((repr.protocol, repr.key), (KEEPALIVE_PROTOCOL, Some(7)));
+    }
+
+    #[test]
+    fn the_far_ends_keepalive_is_recognised() {
+        // A far end probing us sends what we send it, with the roles swapped.
+        let us: IpAddr = "198.18.1.2".parse().unwrap();
+        let far: IpAddr = "198.18.5.2".parse().unwrap();
+        let theirs = probe_payload(us, far, None);
+        assert_eq!(reflectable(&theirs, far), Some(20));
+        assert_eq!(reflectable(&theirs, us), None);
+        assert_eq!(reflectable(&[0x45, 0, 0], far), None);
     }
 
     #[test]

@@ -83,6 +83,14 @@ pub enum FromBackend {
     },
     /// One of our keepalives came back.
     Keepalive(BackendId),
+    /// The far end's own keepalive (an IP packet addressed to the far end, holding GRE): send
+    /// the GRE frame at this range back to the back end's outer address, as a router would.
+    ReflectKeepalive {
+        /// Which back end sent it.
+        backend: BackendId,
+        /// The inner GRE frame to send back.
+        range: Range<usize>,
+    },
 }
 
 /// Why a frame from the GRE socket was dropped.
@@ -127,7 +135,7 @@ pub struct BackendCounters {
     pub tx_frames: u64,
     /// Data frames received.
     pub rx_frames: u64,
-    /// Keepalives returned.
+    /// Keepalives returned (ours) or reflected (the far end's).
     pub keepalives: u64,
 }
 
@@ -284,6 +292,14 @@ impl Backends {
                 };
                 if version != Some(expected) {
                     return Err(BackendDrop::Malformed);
+                }
+                let inner = &frame[start..];
+                if let Some(gre_at) = keepalive::reflectable(inner, backend.config.remote) {
+                    backend.counters.keepalives += 1;
+                    return Ok(FromBackend::ReflectKeepalive {
+                        backend: id,
+                        range: start + gre_at..frame.len(),
+                    });
                 }
                 backend.counters.rx_frames += 1;
                 Ok(FromBackend::Packet {

@@ -151,3 +151,29 @@ fn wrong_key_unknown_source_and_junk_are_dropped() {
         })
     );
 }
+
+#[test]
+fn the_far_ends_keepalive_is_handed_back() {
+    let now = Instant::now();
+    let mut b = twins(now);
+    let far: IpAddr = "198.18.5.2".parse().unwrap();
+    let us: IpAddr = "198.18.1.2".parse().unwrap();
+    let inner = keepalive::probe_payload(us, far, Some(1));
+    let mut frame = vec![0u8; 8 + inner.len()];
+    frame[8..].copy_from_slice(&inner);
+    gre::Repr {
+        protocol: gre::ETHERTYPE_IPV4,
+        checksum: false,
+        key: Some(1),
+        sequence: None,
+    }
+    .emit_header(&mut frame, inner.len())
+    .unwrap();
+    assert_eq!(
+        b.handle_frame(now, far, &frame),
+        Ok(FromBackend::ReflectKeepalive {
+            backend: BackendId(0),
+            range: 28..frame.len()
+        })
+    );
+}
