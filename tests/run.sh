@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs everything CI runs, in order: formatting, lints, the whole test suite (unit, property,
+# Runs everything CI runs, in order: formatting, lints, docs, the whole test suite (unit, property,
 # simulation and the end-to-end tests in network namespaces, which need root), the proof that
 # the protocol core has no I/O dependencies, and a short bounded run of every fuzz target.
 #
@@ -14,6 +14,9 @@ cargo fmt --all --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 step "protocol core has no tokio/mio/socket2 (sans-IO)"
 if cargo tree -p grelay-proto -e normal --locked | grep -E '\b(tokio|mio|socket2) v'; then

@@ -3,7 +3,7 @@
 //! Linux binds a GRE device to one remote, so a server cannot fan tunnels out by where packets
 //! go. The gateway does that lookup here: back ends serve inner prefixes with priorities; a
 //! packet goes to the healthy back end with the best priority for the longest matching prefix.
-//! Health comes from Cisco-style GRE keepalives ([`keepalive`]) sent every 500 ms; a back end
+//! Health comes from Cisco-style GRE keepalives (see `keepalive.rs`) sent every 500 ms; a back end
 //! that returns none for 1.5 s is down and its prefixes fail over to the next one, and it fails
 //! back when keepalives return.
 //!

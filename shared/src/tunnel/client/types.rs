@@ -27,7 +27,7 @@ pub struct ClientConfig {
     pub keepalive: Duration,
     /// RTT probe interval while traffic flows.
     pub probe_interval: Duration,
-    /// Wall-clock time (since the Unix epoch) at the `now` given to [`Client::new`]; handshake
+    /// Wall-clock time (since the Unix epoch) at the `now` given to [`Client::new`](super::Client::new); handshake
     /// timestamps are derived from it so that they only grow, even across restarts.
     pub unix_time_at_start: Duration,
 }
