@@ -13,6 +13,7 @@
 //! | [`control`] | the root-only Unix control socket (`status`, `down`) |
 //! | [`state`] | the state file of what `up` installed, for cleanup after a crash |
 //! | [`net`] | routes, policy rules, the nftables kill switch, resolv.conf |
+//! | [`transport`] | TLS and QUIC fallback connections and the ladder that picks the transport |
 //! | [`tunnel`] | the packet loop: TUN ⇄ `Client` ⇄ UDP |
 //! | [`rundir`] | `/run/grelay`: lock, socket and state file paths |
 //! | [`up`] | `grelay up` from start to teardown; `grelay down`; `grelay status` |
@@ -26,5 +27,6 @@ pub mod net;
 pub mod rundir;
 pub mod state;
 pub mod status;
+pub mod transport;
 pub mod tunnel;
 pub mod up;

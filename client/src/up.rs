@@ -25,7 +25,10 @@ use crate::net::{Network, ResolvConf, remove_leftovers};
 use crate::rundir::RunDir;
 use crate::state::{StateFile, remove_file};
 use crate::status::{ShellInfo, StatusReport};
+use crate::transport::ladder::{Action, Ladder, LadderConfig};
+use crate::transport::{Links, Settings as LinkSettings};
 use crate::tunnel::{Exit, Tunnel};
+use grelay_io::fallback::Transport;
 
 /// The resolver file `write_resolv_conf` replaces.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -121,8 +124,70 @@ async fn run(
         uptime: Duration::ZERO,
         unreachable: false,
         counters: Default::default(),
+        transport: None,
     };
-    Tunnel::new(client, udp, tun, shell).run(network, rx).await
+    let (links, ladder) = transports(config).await?;
+    Tunnel::new(client, udp, tun, shell, links, ladder)
+        .run(network, rx)
+        .await
+}
+
+/// The fallback links and the transport ladder for `config`.
+async fn transports(config: &Config) -> Result<(Links, (Ladder, Vec<Action>))> {
+    let f = &config.gateway.fallback;
+    if let Some(why) = &f.disabled_because {
+        tracing::info!("{why}");
+    }
+    let mut transports = f.transports.clone();
+    let tls = fallback_endpoint(&transports, Transport::Tls, &f.tls_endpoint).await;
+    let quic = fallback_endpoint(&transports, Transport::Quic, &f.quic_endpoint).await;
+    transports.retain(|t| match t {
+        Transport::Udp => true,
+        Transport::Tls => tls.is_some(),
+        Transport::Quic => quic.is_some(),
+    });
+    if transports.is_empty() {
+        bail!("no transport left to reach the gateway (see the warnings above)");
+    }
+    let links = if transports.iter().any(|t| *t != Transport::Udp) {
+        let settings = LinkSettings::new(
+            &f.trust,
+            f.server_name.clone(),
+            tls,
+            quic,
+            config.interface.fwmark,
+        )?;
+        let names: Vec<&str> = transports.iter().map(|t| t.name()).collect();
+        tracing::info!(
+            "transports {} (tls {}, quic {}, server name {:?})",
+            names.join(", "),
+            tls.map_or("off".to_owned(), |a| a.to_string()),
+            quic.map_or("off".to_owned(), |a| a.to_string()),
+            f.server_name
+        );
+        Links::new(Some(settings))
+    } else {
+        Links::new(None)
+    };
+    Ok((
+        links,
+        Ladder::new(LadderConfig::new(transports), Instant::now()),
+    ))
+}
+
+/// The resolved endpoint of fallback `t`, if it is in `transports` and resolves.
+async fn fallback_endpoint(
+    transports: &[Transport],
+    t: Transport,
+    endpoint: &Endpoint,
+) -> Option<SocketAddr> {
+    if !transports.contains(&t) {
+        return None;
+    }
+    resolve(endpoint)
+        .await
+        .map_err(|e| tracing::warn!("{t} fallback disabled: {e:#}"))
+        .ok()
 }
 
 /// The gateway's address; a host name is resolved once, here.

@@ -6,7 +6,10 @@
 //! back to a default). The format is documented in `docs/gateway.md`.
 
 mod backends;
+mod fallback;
 mod parse;
+
+pub use fallback::FallbackConfig;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,6 +34,49 @@ pub const DEFAULT_IPV4_POOL: &str = "10.77.0.0/16";
 pub const DEFAULT_IPV6_POOL: &str = "fd77::/64";
 /// Default state file.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/grelay/state.json";
+/// Default address of the metrics and health endpoint: loopback only.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9477";
+
+/// Environment variables that override one key of the file each, named `GRELAY_<SECTION>_<KEY>`
+/// (how a container is configured without editing the mounted file). `[[clients]]` and
+/// `[[backends]]` come only from the file.
+pub const ENV_OVERRIDES: [&str; 10] = [
+    "GRELAY_LISTEN",
+    "GRELAY_PRIVATE_KEY_FILE",
+    "GRELAY_STATE_FILE",
+    "GRELAY_TUNNEL_INTERFACE",
+    "GRELAY_TUNNEL_MTU",
+    "GRELAY_TUNNEL_IPV4_POOL",
+    "GRELAY_TUNNEL_IPV6_POOL",
+    "GRELAY_EGRESS_MODE",
+    "GRELAY_EGRESS_OUT_INTERFACE",
+    "GRELAY_METRICS_LISTEN",
+];
+
+/// How to load a configuration beyond the file itself.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Overrides as `(variable, value)`, variables from [`ENV_OVERRIDES`]; later ones win.
+    pub env: Vec<(String, String)>,
+    /// Create `private_key_file` with a new key when it does not exist (first start of a
+    /// container whose volume is still empty).
+    pub generate_key: bool,
+}
+
+impl LoadOptions {
+    /// The overrides set in this process's environment (empty values count as set: `""`
+    /// disables a pool or the metrics endpoint).
+    pub fn from_env() -> Self {
+        let env = ENV_OVERRIDES
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
+            .collect();
+        LoadOptions {
+            env,
+            generate_key: false,
+        }
+    }
+}
 
 /// A configuration error: where (file and line, when known) and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,23 +171,42 @@ pub struct Config {
     pub clients: Vec<ClientEntry>,
     /// Raw GRE back ends, in file order.
     pub backends: Vec<BackendConfig>,
+    /// TCP address of the metrics and health endpoint (`None`: disabled).
+    pub metrics_listen: Option<SocketAddr>,
+    /// `[tls]` and `[quic]`: the fallback listeners.
+    pub fallback: FallbackConfig,
 }
 
 impl Config {
-    /// Reads and validates the file at `path` (and the key file it names).
+    /// Reads and validates the file at `path` (and the key file it names), with the overrides
+    /// of [`ENV_OVERRIDES`] found in the environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, &LoadOptions::from_env())
+    }
+
+    /// Reads and validates the file at `path` with explicit `options`.
+    pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.display().to_string(),
             line: None,
             message: format!("cannot read the configuration: {e}"),
         })?;
-        Self::parse(path, &text)
+        Self::parse_with(path, &text, options)
     }
 
     /// Validates configuration `text` as if read from `path` (relative paths in it are
-    /// resolved against `path`'s directory).
+    /// resolved against `path`'s directory); no overrides.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        parse::parse(path, text)
+        parse::parse(path, text, &LoadOptions::default())
+    }
+
+    /// Validates `text` with `options` (environment overrides, key generation).
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        options: &LoadOptions,
+    ) -> Result<Config, ConfigError> {
+        parse::parse(path, text, options)
     }
 }
 
@@ -165,6 +230,12 @@ impl fmt::Display for Config {
         if let Some(o) = &self.out_interface {
             writeln!(f, "out_interface = \"{o}\"")?;
         }
+        writeln!(f, "\n[metrics]")?;
+        match self.metrics_listen {
+            Some(a) => writeln!(f, "listen = \"{a}\"")?,
+            None => writeln!(f, "listen = \"\"")?,
+        }
+        fallback::display(f, &self.fallback)?;
         for c in &self.clients {
             writeln!(f, "\n[[clients]]")?;
             writeln!(f, "name = {:?}", c.name)?;

@@ -21,14 +21,16 @@ use std::time::Instant;
 use grelay_io::tun::Tun;
 use grelay_proto::backend::FromBackend;
 use grelay_proto::tunnel::gateway::{Gateway, GatewayEvent, PeerId, Received};
-use grelay_proto::tunnel::{HEADROOM, SendError, TAILROOM};
+use grelay_proto::tunnel::{DropCounters, HEADROOM, SendError, TAILROOM, TrafficCounters};
 use grelay_proto::wire::ip;
+use grelay_proto::wire::outer::{self, MessageKind};
 use grelay_proto::wire::tcp_mss::{clamp_mss, mss_for_mtu};
 use tokio::net::UdpSocket;
 
 use crate::backends::BackendPlane;
 use crate::clients::Clients;
 use crate::report::{Counters, DropLog};
+use crate::transport::Fallback;
 
 /// Largest UDP payload (and so largest inner packet) handled.
 const MAX_DATAGRAM: usize = 65_535;
@@ -45,6 +47,12 @@ pub struct Dataplane {
     pub(crate) connected: HashSet<PeerId>,
     /// Raw GRE back ends, when configured.
     pub(crate) backends: Option<BackendPlane>,
+    /// Handshake initiations dropped, by reason (a subset of the core's drops).
+    pub(crate) handshakes_rejected: DropCounters,
+    /// Traffic of peers removed by a reload, so that the totals never go back.
+    pub(crate) retired_traffic: TrafficCounters,
+    /// The TLS and QUIC fallback links (disabled unless `run` starts them).
+    pub(crate) fallback: Fallback,
     drops: DropLog,
     mss_v4: u16,
     mss_v6: u16,
@@ -70,6 +78,9 @@ impl Dataplane {
             counters: Counters::default(),
             connected: HashSet::new(),
             backends,
+            handshakes_rejected: DropCounters::default(),
+            retired_traffic: TrafficCounters::default(),
+            fallback: Fallback::disabled(),
             drops: DropLog::default(),
             mss_v4: mss_for_mtu(mtu, false),
             mss_v6: mss_for_mtu(mtu, true),
@@ -114,6 +125,7 @@ impl Dataplane {
 
     async fn on_datagram(&mut self, n: usize, from: SocketAddr) {
         self.counters.udp_rx += 1;
+        self.counters.udp_rx_bytes += n as u64;
         let now = Instant::now();
         match self
             .gateway
@@ -121,9 +133,42 @@ impl Dataplane {
         {
             Ok(Received::Packet { peer, range }) => self.route_inner(now, peer, range).await,
             Ok(Received::Nothing) => {}
-            Err(reason) => self.drops.note(now, reason, from),
+            Err(reason) => {
+                // Only the drop path looks at the type again (a few byte compares).
+                if outer::classify(&self.udp_buf[..n]) == Ok(MessageKind::Initiation) {
+                    self.handshakes_rejected.count(reason);
+                }
+                self.drops.note(now, reason, from);
+            }
         }
         self.flush().await;
+    }
+
+    /// Handles a datagram that arrived on a TLS/QUIC fallback link (`from` is the link's
+    /// address, see [`crate::transport`]) like a UDP one; returns whether it authenticated.
+    pub(crate) async fn on_link_datagram(&mut self, from: SocketAddr, data: &[u8]) -> bool {
+        let n = data.len();
+        if n == 0 || n > MAX_DATAGRAM {
+            return false;
+        }
+        self.udp_buf[..n].copy_from_slice(data);
+        let now = Instant::now();
+        let ok = match self
+            .gateway
+            .handle_datagram(now, from, &mut self.udp_buf[..n])
+        {
+            Ok(Received::Packet { peer, range }) => {
+                self.route_inner(now, peer, range).await;
+                true
+            }
+            Ok(Received::Nothing) => true,
+            Err(reason) => {
+                self.drops.note(now, reason, from);
+                false
+            }
+        };
+        self.flush().await;
+        ok
     }
 
     /// Routes a decrypted packet by its destination: to another client, or to the TUN.
@@ -144,8 +189,12 @@ impl Dataplane {
             if self.send_to_backend(dst, range.clone()).await {
                 return;
             }
+            let len = range.len() as u64;
             match self.tun.send(&self.udp_buf[range]).await {
-                Ok(_) => self.counters.tun_tx += 1,
+                Ok(_) => {
+                    self.counters.tun_tx += 1;
+                    self.counters.tun_tx_bytes += len;
+                }
                 Err(e) => {
                     self.counters.tun_write_errors += 1;
                     tracing::trace!("writing to the TUN: {e}");
@@ -164,6 +213,7 @@ impl Dataplane {
             self.udp_buf.copy_within(range, HEADROOM);
         }
         self.counters.client_to_client += 1;
+        self.counters.client_to_client_bytes += len as u64;
         self.seal_and_send(now, to, len, true).await;
     }
 
@@ -255,6 +305,7 @@ impl Dataplane {
 
     async fn on_tun_packet(&mut self, n: usize) {
         self.counters.tun_rx += 1;
+        self.counters.tun_rx_bytes += n as u64;
         let packet = &mut self.tun_buf[HEADROOM..HEADROOM + n];
         let Ok(version) = ip::version(packet) else {
             self.counters.bad_packets += 1;
@@ -288,8 +339,13 @@ impl Dataplane {
             &mut self.tun_buf
         };
         match self.gateway.encapsulate(now, peer, buf, len) {
+            // A peer on a TLS/QUIC fallback: queued on its connection.
+            Ok((total, to)) if self.fallback.send(to, &buf[..total]) => {}
             Ok((total, to)) => match self.udp.send_to(&buf[..total], to).await {
-                Ok(_) => self.counters.udp_tx += 1,
+                Ok(_) => {
+                    self.counters.udp_tx += 1;
+                    self.counters.udp_tx_bytes += total as u64;
+                }
                 Err(e) => {
                     self.counters.udp_send_errors += 1;
                     tracing::trace!("udp send to {to}: {e}");
@@ -306,8 +362,14 @@ impl Dataplane {
     /// Sends what the core queued and logs its events.
     pub async fn flush(&mut self) {
         while let Some(t) = self.gateway.poll_transmit() {
+            if self.fallback.send(t.destination, &t.contents) {
+                continue;
+            }
             match self.udp.send_to(&t.contents, t.destination).await {
-                Ok(_) => self.counters.udp_tx += 1,
+                Ok(_) => {
+                    self.counters.udp_tx += 1;
+                    self.counters.udp_tx_bytes += t.contents.len() as u64;
+                }
                 Err(e) => {
                     self.counters.udp_send_errors += 1;
                     tracing::debug!("udp send to {}: {e}", t.destination);
@@ -326,7 +388,7 @@ impl Dataplane {
                 endpoint,
                 session_id,
             } => {
-                let endpoint = canonical(endpoint);
+                let endpoint = self.fallback.describe(endpoint);
                 let name = self.clients.name(peer);
                 if self.connected.insert(peer) {
                     tracing::info!(
@@ -342,8 +404,8 @@ impl Dataplane {
                 tracing::info!(
                     "client {} moved from {} to {}",
                     self.clients.name(peer),
-                    canonical(from),
-                    canonical(to)
+                    self.fallback.describe(from),
+                    self.fallback.describe(to)
                 );
             }
             GatewayEvent::SessionExpired { peer } => {
@@ -356,9 +418,4 @@ impl Dataplane {
             other => tracing::debug!("{other:?}"),
         }
     }
-}
-
-/// `a.b.c.d:port` for an IPv4 peer seen through a dual-stack socket (`[::ffff:a.b.c.d]:port`).
-fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }

@@ -15,6 +15,8 @@
 //! | [`dataplane`] | per-packet work between UDP, the core and the TUN |
 //! | [`backends`] | raw GRE sockets towards back ends chosen by inner destination |
 //! | [`report`] | counters, rate-limited drop logs, the status line |
+//! | [`metrics`] | Prometheus `/metrics` and `/healthz` over HTTP, from snapshots of the loop |
+//! | [`transport`] | the TLS-over-TCP and QUIC fallback listeners and their links |
 //! | [`mod@run`] | set-up, the event loop, tear-down |
 //!
 //! `main.rs` holds only the command line and logging, so tests can start a gateway in-process
@@ -24,11 +26,13 @@ pub mod backends;
 pub mod clients;
 pub mod config;
 pub mod dataplane;
+pub mod metrics;
 pub mod nat;
 pub mod pool;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod transport;
 
 pub use config::Config;
 pub use run::{Command, run, signal_commands};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use grelay_gateway::config::{Config, KeySource};
+use grelay_gateway::config::{Config, DEFAULT_METRICS_LISTEN, KeySource, LoadOptions};
 use tracing_subscriber::EnvFilter;
 
 /// grelay gateway: GRE-in-UDP tunnels with Noise for many clients on one port.
@@ -24,11 +24,27 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the gateway in the foreground (logs to stderr). SIGHUP reloads [[clients]];
-    /// SIGINT/SIGTERM stop it cleanly.
+    /// SIGINT/SIGTERM stop it cleanly. GRELAY_* variables override single settings
+    /// (docs/gateway.md).
     Run {
         /// The configuration file (see docs/gateway.md).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Create private_key_file with a new key if it does not exist yet (a container's
+        /// first start); its public key is logged.
+        #[arg(long)]
+        generate_key: bool,
+    },
+    /// Ask a running gateway's /healthz; exit status 0 when it is healthy (for container
+    /// health checks: the image has no shell or curl).
+    Healthcheck {
+        /// Read the endpoint's address from this configuration (and GRELAY_* overrides).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The endpoint's address (default: GRELAY_METRICS_LISTEN, else 127.0.0.1:9477); an
+        /// unspecified address such as 0.0.0.0 means loopback.
+        #[arg(long, value_name = "IP:PORT")]
+        address: Option<std::net::SocketAddr>,
     },
     /// Print a new private key (base64) on stdout. Keep it private:
     /// `umask 077; grelay-gateway genkey > gateway.key`.
@@ -48,10 +64,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let logging = matches!(cli.command, Cmd::Run { .. });
     let result = match cli.command {
-        Cmd::Run { config } => {
+        Cmd::Run {
+            config,
+            generate_key,
+        } => {
             init_logging(cli.log_level.as_deref());
-            run(config)
+            run(config, generate_key)
         }
+        Cmd::Healthcheck { config, address } => healthcheck(config, address),
         Cmd::Genkey => genkey(),
         Cmd::Pubkey => pubkey(),
         Cmd::Check { config } => check(config),
@@ -85,8 +105,15 @@ fn init_logging(level: Option<&str>) {
         .init();
 }
 
-fn run(path: PathBuf) -> Result<()> {
-    let config = Config::load(&path)?;
+fn run(path: PathBuf, generate_key: bool) -> Result<()> {
+    let options = LoadOptions {
+        generate_key,
+        ..LoadOptions::from_env()
+    };
+    for (name, value) in &options.env {
+        tracing::info!("{name}={value:?} overrides the configuration file");
+    }
+    let config = Config::load_with(&path, &options)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -95,6 +122,24 @@ fn run(path: PathBuf) -> Result<()> {
         let commands = grelay_gateway::signal_commands()?;
         grelay_gateway::run(config, commands).await
     })
+}
+
+fn healthcheck(config: Option<PathBuf>, address: Option<std::net::SocketAddr>) -> Result<()> {
+    let address = match (address, config) {
+        (Some(a), _) => a,
+        (None, Some(path)) => Config::load(&path)?.metrics_listen.context(
+            "the metrics endpoint is off in this configuration ([metrics] listen = \"\")",
+        )?,
+        (None, None) => {
+            let text = std::env::var("GRELAY_METRICS_LISTEN")
+                .unwrap_or_else(|_| DEFAULT_METRICS_LISTEN.to_owned());
+            text.parse()
+                .with_context(|| format!("GRELAY_METRICS_LISTEN {text:?} is not IP:PORT"))?
+        }
+    };
+    let body = grelay_gateway::metrics::check(address, std::time::Duration::from_secs(3))?;
+    println!("{body}");
+    Ok(())
 }
 
 fn genkey() -> Result<()> {
@@ -141,6 +186,9 @@ fn check(path: PathBuf) -> Result<()> {
         "\n# gateway public key{key}, for the clients:\n# {}",
         config.private_key.public_key()
     );
+    if let Some(pin) = grelay_gateway::transport::tls_pin(&config)? {
+        println!("# TLS certificate pin, for the clients' [gateway] tls_pin:\n# {pin}");
+    }
     println!("# {}: ok, {} clients", path.display(), config.clients.len());
     Ok(())
 }

@@ -17,18 +17,28 @@ const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Counters {
     /// Datagrams received on the UDP socket.
     pub udp_rx: u64,
+    /// Bytes of those datagrams (UDP payloads).
+    pub udp_rx_bytes: u64,
     /// Datagrams sent on the UDP socket.
     pub udp_tx: u64,
+    /// Bytes of those datagrams (UDP payloads).
+    pub udp_tx_bytes: u64,
     /// UDP sends that failed.
     pub udp_send_errors: u64,
     /// Packets read from the TUN.
     pub tun_rx: u64,
+    /// Bytes of those packets.
+    pub tun_rx_bytes: u64,
     /// Packets written to the TUN.
     pub tun_tx: u64,
+    /// Bytes of those packets.
+    pub tun_tx_bytes: u64,
     /// TUN writes that failed (e.g. `EIO` while the link is down).
     pub tun_write_errors: u64,
-    /// Packets forwarded from one client straight to another.
+    /// Packets forwarded from one client straight to another (the relay).
     pub client_to_client: u64,
+    /// Bytes of those inner packets.
+    pub client_to_client_bytes: u64,
     /// Packets for a tunnel address no client holds.
     pub unroutable: u64,
     /// Packets for a client with no session yet.

@@ -7,6 +7,13 @@
 //! close the TUN (a non-persistent TUN vanishes with its addresses and routes). All of it is
 //! local work, well inside the 2 s a supervisor gives before SIGKILL.
 //!
+//! The metrics and health endpoint ([`crate::metrics`]) is bound before the data plane. When
+//! the UDP socket or the TUN cannot be set up (port taken, address not on this host, no
+//! `/dev/net/tun`), a gateway with the endpoint keeps trying every [`BIND_RETRY`] while
+//! `/healthz` answers 503 with the error — a container's health check then reports
+//! "unhealthy" instead of a restart loop hiding why; without the endpoint it exits with the
+//! error as before.
+//!
 //! The runtime is tokio's `current_thread` one: the core's [`Gateway`] is one `&mut` state
 //! machine, so a single thread owns it and the sockets with no locks and no cross-thread
 //! wake-ups. A second worker would have nothing of its own to do — it could only contend for
@@ -15,8 +22,9 @@
 //! out comes later as several pipelines (multi-queue TUN + `SO_REUSEPORT`, `DATAPATH.md`),
 //! each again a single-threaded loop.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use grelay_io::netlink::Netlink;
@@ -30,9 +38,13 @@ use crate::backends::BackendPlane;
 use crate::clients::{Assigner, Change, Clients};
 use crate::config::{Config, EgressMode};
 use crate::dataplane::Dataplane;
+use crate::metrics::{self, Endpoint, Health, Metrics, SnapshotRequest};
 use crate::nat::{self, NatTable};
 use crate::report::{STATUS_INTERVAL, status_line};
 use crate::state::AddressBook;
+
+/// How often a gateway whose data plane could not be set up tries again.
+pub const BIND_RETRY: Duration = Duration::from_secs(2);
 
 /// What the loop can be told from outside (signals, or a test running the gateway in-process).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +86,30 @@ pub async fn run(config: Config, mut commands: mpsc::Receiver<Command>) -> Resul
         mtu: config.mtu,
     };
     let mut book = AddressBook::load(&config.state_file, assigner.v4, assigner.v6)?;
-    let udp = grelay_io::udp::bind(config.listen)?;
-    let tun = Tun::open(&config.interface, config.mtu)?;
+    // The sender stays here too, so that `requests` never closes (even with no endpoint).
+    let (requests_tx, mut requests) = mpsc::channel::<SnapshotRequest>(8);
+    let endpoint = match config.metrics_listen {
+        Some(addr) => {
+            let metrics = Metrics::new(&config.private_key.public_key().to_string());
+            let e = Endpoint::start(addr, metrics, requests_tx.clone()).await?;
+            tracing::info!(
+                "metrics on http://{}/metrics, health on /healthz",
+                e.local_addr()
+            );
+            Some(e)
+        }
+        None => None,
+    };
+    let Some((udp, tun)) = bind_dataplane(&config, endpoint.as_ref(), &mut commands).await? else {
+        tracing::info!("stopped before the data plane was bound");
+        return Ok(());
+    };
+    // The TLS and QUIC fallbacks (their ports, too, must be free: fail early).
+    let state_dir = config
+        .state_file
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let fallback = crate::transport::listen::start(&config.fallback, state_dir).await?;
     let netlink = Netlink::new()?;
     for pool in [assigner.v4, assigner.v6].into_iter().flatten() {
         let (addr, len) = (pool.gateway(), pool.prefix().prefix_len());
@@ -151,7 +185,23 @@ pub async fn run(config: Config, mut commands: mpsc::Receiver<Command>) -> Resul
         }
     }
     let mut plane = Dataplane::new(gateway, clients, udp, tun, backends);
-    let served = serve(&mut plane, &mut book, &config, assigner, &mut commands).await;
+    plane.fallback = fallback;
+    if let Some(e) = &endpoint {
+        e.set(Health::Serving);
+    }
+    let served = serve(
+        &mut plane,
+        &mut book,
+        &config,
+        assigner,
+        &mut commands,
+        &mut requests,
+    )
+    .await;
+    if let Some(e) = &endpoint {
+        e.set(Health::Stopping);
+    }
+    drop(requests_tx);
 
     let saved = book.save(&config.state_file);
     let unnat = nat_table.as_mut().map_or(Ok(()), NatTable::remove);
@@ -160,18 +210,67 @@ pub async fn run(config: Config, mut commands: mpsc::Receiver<Command>) -> Resul
     served.and(saved).and(unnat)
 }
 
+/// Binds the UDP socket and opens the TUN; with a health endpoint, retries every
+/// [`BIND_RETRY`] until they work or a shutdown comes (`None`).
+async fn bind_dataplane(
+    config: &Config,
+    endpoint: Option<&Endpoint>,
+    commands: &mut mpsc::Receiver<Command>,
+) -> Result<Option<(tokio::net::UdpSocket, Tun)>> {
+    let mut last = String::new();
+    loop {
+        let attempt = grelay_io::udp::bind(config.listen).and_then(|udp| {
+            let tun = Tun::open(&config.interface, config.mtu)?;
+            Ok((udp, tun))
+        });
+        let error = match attempt {
+            Ok(parts) => {
+                if !last.is_empty() {
+                    tracing::info!("data plane bound after all");
+                }
+                return Ok(Some(parts));
+            }
+            Err(e) => anyhow::Error::from(e),
+        };
+        let Some(endpoint) = endpoint else {
+            return Err(error);
+        };
+        let text = format!("{error:#}");
+        if text != last {
+            tracing::error!(
+                "{text}; trying again every {}s (/healthz answers 503 meanwhile)",
+                BIND_RETRY.as_secs()
+            );
+            endpoint.set(Health::NotBound(text.clone()));
+            last = text;
+        }
+        tokio::select! {
+            c = commands.recv() => match c {
+                Some(Command::Reload) => {
+                    tracing::warn!("reload ignored: the data plane is not bound yet");
+                }
+                Some(Command::Shutdown) | None => return Ok(None),
+            },
+            () = tokio::time::sleep(BIND_RETRY) => {}
+        }
+    }
+}
+
 async fn serve(
     plane: &mut Dataplane,
     book: &mut AddressBook,
     config: &Config,
     assigner: Assigner,
     commands: &mut mpsc::Receiver<Command>,
+    requests: &mut mpsc::Receiver<SnapshotRequest>,
 ) -> Result<()> {
     enum Wake {
         Command(Option<Command>),
+        Snapshot(SnapshotRequest),
         Udp,
         Tun,
         Gre,
+        Link(crate::transport::Event),
         Timer,
         Status,
     }
@@ -186,17 +285,23 @@ async fn serve(
         // (tokio picks among ready branches at random).
         let wake = tokio::select! {
             c = commands.recv() => Wake::Command(c),
+            Some(r) = requests.recv() => Wake::Snapshot(r),
             r = plane.udp.readable() => { r.context("waiting on the UDP socket")?; Wake::Udp }
             r = plane.tun.readable() => { r.context("waiting on the TUN")?; Wake::Tun }
             r = gre_readable(plane.backends.as_ref()) => {
                 r.context("waiting on the raw GRE socket")?;
                 Wake::Gre
             }
+            event = plane.fallback.recv() => Wake::Link(event),
             () = &mut timer => Wake::Timer,
             _ = status.tick() => Wake::Status,
         };
         match wake {
             Wake::Command(Some(Command::Reload)) => reload(plane, book, config, assigner),
+            Wake::Snapshot(reply) => {
+                // The scraper may have given up already; nothing to do then.
+                let _ = reply.send(metrics::snapshot(plane));
+            }
             Wake::Command(Some(Command::Shutdown) | None) => {
                 tracing::info!("shutting down");
                 return Ok(());
@@ -204,6 +309,7 @@ async fn serve(
             Wake::Udp => plane.drain_udp().await,
             Wake::Tun => plane.drain_tun().await?,
             Wake::Gre => plane.drain_gre().await,
+            Wake::Link(event) => plane.on_link_events(event).await,
             Wake::Timer => {
                 let now = Instant::now();
                 plane.gateway.handle_timeout(now);
@@ -273,13 +379,35 @@ fn reload(plane: &mut Dataplane, book: &mut AddressBook, config: &Config, assign
         || fresh.egress != config.egress
         || fresh.out_interface != config.out_interface
         || fresh.state_file != config.state_file
+        || fresh.metrics_listen != config.metrics_listen
+        || fresh.fallback != config.fallback
         || fresh.private_key.public_key() != config.private_key.public_key()
     {
         tracing::warn!("reload applies [[clients]] only: other changes need a restart");
     }
+    // A removed (or re-added) peer takes its traffic counters with it: keep them for the
+    // metrics, whose totals must never go back.
+    let before: HashMap<_, _> = plane
+        .gateway
+        .peers()
+        .map(|p| (p.public_key, p.traffic))
+        .collect();
     let changes = plane
         .clients
         .apply(&mut plane.gateway, book, assigner, &fresh.clients);
+    let after: HashMap<_, _> = plane
+        .gateway
+        .peers()
+        .map(|p| (p.public_key, p.traffic))
+        .collect();
+    for (key, old) in &before {
+        let kept = after.get(key).is_some_and(|new| {
+            new.rx_packets >= old.rx_packets && new.tx_packets >= old.tx_packets
+        });
+        if !kept {
+            metrics::add_traffic(&mut plane.retired_traffic, old);
+        }
+    }
     for change in &changes {
         match change {
             Change::Failed { .. } => tracing::error!("{change}"),

@@ -5,38 +5,54 @@
 //! physical interface, and nothing while the gateway is down. After `kill -9` the leftovers
 //! keep failing closed until the next `up` or a `down` removes them.
 //!
-//! Topology and binaries: see `e2e_client_support`. Needs root and the harness's packages;
-//! every wait is bounded.
-
-mod e2e_client_support;
+//! Topology and binaries: [`Scenario::home_setup`] (a laptop behind a home NAT, the gateway,
+//! the game server behind it). Needs root and the harness's packages; every wait is bounded.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use e2e_client_support::{NFT_TABLE, Setup, TUN, succeeds};
 use grelay_tests::netns::Capture;
+use grelay_tests::scenario::{CLIENT_TUN as TUN, ClientNode, Scenario, succeeds};
 
-const FULL: &str = "full_tunnel = true";
+/// The client's kill-switch table.
+const NFT_TABLE: &str = "grelay_client_grelay0";
 
 /// One `ping -c 1` with a one-second wait; false for no answer and for local errors
 /// (network unreachable, packet dropped by the firewall).
-fn ping(s: &Setup, args: &[&str]) -> bool {
+fn ping(laptop: &ClientNode, args: &[&str]) -> bool {
     let mut all = vec!["ping", "-n", "-c", "1", "-W", "1"];
     all.extend_from_slice(args);
-    succeeds(s.laptop.ns(), &all)
+    succeeds(laptop.ns(), &all)
+}
+
+/// The home scenario with the laptop in full-tunnel mode (no prefixes, `dns` as given), and
+/// the gateway started with or without its IPv6 pool.
+fn full_tunnel_home(label: &str, ipv6: bool, dns: &[&str]) -> Scenario {
+    let mut s = Scenario::home_setup(label).unwrap();
+    if !ipv6 {
+        s.gateway.config_mut().ipv6_pool = Some(String::new());
+    }
+    s.gateway.start().unwrap();
+    let config = s.client_mut("laptop").config_mut();
+    config.prefixes.clear();
+    config.full_tunnel = true;
+    config.dns = dns.iter().map(|d| (*d).to_owned()).collect();
+    s
 }
 
 #[test]
 fn full_tunnel_leaks_nothing() {
-    let s = Setup::new("client-full");
-    let gateway = s.start_gateway(false);
-    let ns = s.laptop.ns();
-    // A strict reverse-path filter: replies to grelay's socket must still get in.
-    ns.sysctl("net.ipv4.conf.all.rp_filter", "1").unwrap();
-    ns.sysctl("net.ipv4.conf.eth0.rp_filter", "1").unwrap();
-    let config = s.client_config("dns = [\"10.77.0.1\"]", FULL);
-    let client = s.up(&config, "grelay-up.log");
-    let net = s.laptop_net();
+    let mut s = full_tunnel_home("client-full", false, &["10.77.0.1"]);
+    {
+        let ns = s.client("laptop").ns();
+        // A strict reverse-path filter: replies to grelay's socket must still get in.
+        ns.sysctl("net.ipv4.conf.all.rp_filter", "1").unwrap();
+        ns.sysctl("net.ipv4.conf.eth0.rp_filter", "1").unwrap();
+    }
+    s.client_mut("laptop").up().unwrap();
+    let client = s.client("laptop");
+    let ns = client.ns();
+    let net = client.net_view();
     for expected in [
         "default dev grelay0",
         "unreachable default",
@@ -51,43 +67,45 @@ fn full_tunnel_leaks_nothing() {
     );
     assert!(net.nft.contains(NFT_TABLE), "{net:?}");
 
-    let laptop_v4 = s.laptop.v4().to_string();
-    let gateway_v4 = s.gateway.v4().to_string();
-    let capture = Capture::start(ns, s.laptop.iface(), "", s.scratch.file("eth0.pcap")).unwrap();
-    let game = s.game.v4().to_string();
+    let laptop_v4 = client.host().v4().to_string();
+    let gateway_v4 = s.gateway.host().v4().to_string();
+    let capture =
+        Capture::start(ns, client.host().iface(), "", s.scratch.file("eth0.pcap")).unwrap();
+    let game = s.game.host().v4().to_string();
     assert!(
-        ping(&s, &[&game]),
+        ping(client, &[&game]),
         "game through the tunnel: {}",
         client.log()
     );
-    assert!(ping(&s, &["198.18.1.1"]), "internet through the tunnel");
+    assert!(ping(client, &["198.18.1.1"]), "internet through the tunnel");
     // ServerIP: the gateway's own address is reached through the tunnel, not around it.
-    ping(&s, &[&gateway_v4]);
+    ping(client, &[&gateway_v4]);
     // TunnelVision: DHCP-pushed routes in `main` cannot pull traffic out of the tunnel.
     ns.run(&["ip", "route", "add", "10.99.1.0/24", "via", "10.200.1.1"])
         .unwrap();
     ns.run(&["ip", "route", "add", "198.18.1.1/32", "via", "10.200.1.1"])
         .unwrap();
-    assert!(ping(&s, &[&game]), "game still through the tunnel");
+    assert!(ping(client, &[&game]), "game still through the tunnel");
     assert!(
-        ping(&s, &["198.18.1.1"]),
+        ping(client, &["198.18.1.1"]),
         "internet still through the tunnel"
     );
     // No IPv6 while the tunnel carries only IPv4; no way around by binding to eth0.
     assert!(
-        !ping(&s, &["-6", &s.gateway.v6().to_string()]),
+        !ping(client, &["-6", &s.gateway.host().v6().to_string()]),
         "IPv6 leaked"
     );
     assert!(
-        !ping(&s, &["-I", "eth0", "198.18.1.1"]),
+        !ping(client, &["-I", "eth0", "198.18.1.1"]),
         "bound socket leaked"
     );
     // The gateway goes away: tunnelled traffic is dropped, not sent in clear.
-    drop(gateway);
-    assert!(!ping(&s, &[&game]));
-    assert!(!ping(&s, &["198.18.1.1"]));
+    s.gateway.stop().unwrap();
+    let client = s.client("laptop");
+    assert!(!ping(client, &[&game]));
+    assert!(!ping(client, &["198.18.1.1"]));
     std::thread::sleep(Duration::from_secs(6)); // a handshake retry happens meanwhile
-    assert!(!ping(&s, &["-W", "2", "198.18.1.1"]));
+    assert!(!ping(client, &["-W", "2", "198.18.1.1"]));
     let rows = capture
         .stop()
         .unwrap()
@@ -116,63 +134,66 @@ fn full_tunnel_leaks_nothing() {
     }
     assert!(tunnel > 5, "tunnel flow not seen: {rows:?}");
 
-    let out = s.grelay_ok(&["down"]);
+    let out = client.grelay_ok(&["down"]).unwrap();
     assert!(out.contains("grelay0 is down"), "{out}");
-    assert!(client.wait_exit(Duration::from_secs(10)).is_some());
-    let net = s.laptop_net();
+    let process = client.process().unwrap();
+    assert!(process.wait_exit(Duration::from_secs(10)).is_some());
+    let net = client.net_view();
     assert!(net.is_clean(), "left behind after down: {net:?}");
     assert!(
-        std::fs::read_to_string(s.scratch.file("run").join("grelay0.state")).is_err(),
+        std::fs::read_to_string(client.run_dir().join("grelay0.state")).is_err(),
         "state file left behind"
     );
     // Back to normal: the internet is reachable in clear again.
     let router: IpAddr = "198.18.1.1".parse().unwrap();
-    assert!(ns.ping(router, Duration::from_secs(3)).unwrap());
+    assert!(client.ns().ping(router, Duration::from_secs(3)).unwrap());
 }
 
 #[test]
 fn leftovers_of_a_killed_client_fail_closed_and_are_cleaned() {
-    let s = Setup::new("client-kill9");
-    let _gateway = s.start_gateway(true);
-    let config = s.client_config("", FULL);
-    let client = s.up(&config, "grelay-up-1.log");
-    let game = s.game.v4().to_string();
-    assert!(ping(&s, &[&game]));
+    let mut s = full_tunnel_home("client-kill9", true, &[]);
+    s.client_mut("laptop").up().unwrap();
+    let client = s.client("laptop");
+    let game = s.game.host().v4().to_string();
+    assert!(ping(client, &[&game]));
     client.signal(libc::SIGKILL).unwrap();
-    assert!(client.wait_exit(Duration::from_secs(10)).is_some());
-    let net = s.laptop_net();
+    let process = client.process().unwrap();
+    assert!(process.wait_exit(Duration::from_secs(10)).is_some());
+    let net = client.net_view();
     assert!(
         net.rules.contains("lookup 4747") && net.nft.contains(NFT_TABLE),
         "the kill switch must stay after a crash: {net:?}"
     );
     assert!(!net.links.contains(&format!(" {TUN}:")), "{net:?}");
     assert!(
-        !ping(&s, &["198.18.1.1"]),
+        !ping(client, &["198.18.1.1"]),
         "fail closed while grelay is dead"
     );
-    let out = s.grelay(&["status"]);
+    let out = client.grelay(&["status"]).unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("leftovers of a crashed run"), "{err}");
 
     // The next `up` removes the leftovers first.
-    let again = s.up(&config, "grelay-up-2.log");
+    s.client_mut("laptop").up().unwrap();
+    let again = s.client("laptop");
     assert!(
         again.log().contains("left installed"),
         "no cleanup logged: {}",
         again.log()
     );
-    assert!(ping(&s, &[&game]), "{}", again.log());
+    assert!(ping(again, &[&game]), "{}", again.log());
     again.signal(libc::SIGKILL).unwrap();
-    assert!(again.wait_exit(Duration::from_secs(10)).is_some());
+    let process = again.process().unwrap();
+    assert!(process.wait_exit(Duration::from_secs(10)).is_some());
 
     // `down` with no process removes them too.
-    let out = s.grelay_ok(&["down"]);
+    let out = again.grelay_ok(&["down"]).unwrap();
     assert!(out.contains("removed what a crashed"), "{out}");
-    let net = s.laptop_net();
+    let net = again.net_view();
     assert!(net.is_clean(), "left behind: {net:?}");
     assert!(
-        ping(&s, &["198.18.1.1"]),
+        ping(again, &["198.18.1.1"]),
         "connectivity restored after down"
     );
 }

@@ -2,37 +2,37 @@
 //! ping and a UDP echo to a game server reachable only through the tunnel, `grelay status`,
 //! TCP MSS clamping seen on the wire, and `grelay down` removing everything.
 //!
-//! Topology and binaries: see `e2e_client_support`. Needs root and the harness's packages
-//! (plus `iperf3` as a TCP listener); every wait is bounded.
-
-mod e2e_client_support;
+//! Topology and binaries: [`Scenario::home_setup`] (a laptop behind a home NAT, the gateway,
+//! the game server behind it). Needs root and the harness's packages (plus `iperf3` as a TCP
+//! listener); every wait is bounded.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use e2e_client_support::{Setup, TUN, probe, reflector, succeeds};
 use grelay_tests::netns::{Capture, wait_until};
+use grelay_tests::scenario::{CLIENT_TUN as TUN, Scenario, succeeds, udp_probe};
 
-const GAME_PORT: u16 = 5000;
 const TCP_PORT: &str = "5201";
 
 #[test]
 fn split_tunnel_carries_game_traffic_and_goes_down_cleanly() {
-    let s = Setup::new("client-split");
-    let _gateway = s.start_gateway(true);
-    let _reflector = reflector(&s.game, &s.scratch, GAME_PORT);
-    let game: IpAddr = s.game.v4().into();
+    let mut s = Scenario::home_setup("client-split").unwrap();
+    s.gateway.start().unwrap();
+    let game: IpAddr = s.game.host().v4().into();
+    let laptop = s.client("laptop");
     assert!(
-        !s.laptop.ns().ping(game, Duration::from_secs(1)).unwrap(),
+        !laptop.ns().ping(game, Duration::from_secs(1)).unwrap(),
         "the game server must be unreachable without the tunnel"
     );
-    let out = s.grelay(&["down"]);
+    let out = laptop.grelay(&["down"]).unwrap();
     assert!(!out.status.success(), "down with nothing up must fail");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not up"));
 
-    let config = s.client_config("", "prefixes = [\"10.99.1.0/24\"]");
-    let client = s.up(&config, "grelay-up.log");
-    let net = s.laptop_net();
+    // The scenario's client routes the game's network: prefixes = ["10.99.1.0/24"].
+    assert_eq!(laptop.config().prefixes, ["10.99.1.0/24"]);
+    s.client_mut("laptop").up().unwrap();
+    let laptop = s.client("laptop");
+    let net = laptop.net_view();
     assert!(
         net.rules.contains("not from all fwmark 0x128b lookup 4747"),
         "{net:?}"
@@ -40,21 +40,23 @@ fn split_tunnel_carries_game_traffic_and_goes_down_cleanly() {
     assert!(net.table.contains("10.99.1.0/24 dev grelay0"), "{net:?}");
 
     let capture = Capture::start(
-        s.laptop.ns(),
-        s.laptop.iface(),
+        laptop.ns(),
+        laptop.host().iface(),
         "",
         s.scratch.file("laptop-eth0.pcap"),
     )
     .unwrap();
     assert!(
-        s.laptop.ns().ping(game, Duration::from_secs(5)).unwrap(),
+        laptop.ns().ping(game, Duration::from_secs(5)).unwrap(),
         "ping through the tunnel; client log:\n{}",
-        client.log()
+        laptop.log()
     );
-    let seen =
-        probe(&s.laptop, &format!("{game}:{GAME_PORT}")).expect("UDP echo through the tunnel");
-    assert!(
-        seen.starts_with("10.99.1.1:"),
+    let seen = udp_probe(laptop.ns(), s.game.udp_addr())
+        .unwrap()
+        .expect("UDP echo through the tunnel");
+    assert_eq!(
+        seen.ip(),
+        IpAddr::from(s.game.host().router_v4()),
         "the game saw {seen}, not the gateway's NAT address"
     );
     let rows = capture
@@ -67,17 +69,20 @@ fn split_tunnel_carries_game_traffic_and_goes_down_cleanly() {
         rows.iter().all(|r| r[0] != game_s && r[1] != game_s),
         "game traffic in clear on the laptop's link: {rows:?}"
     );
+    let gateway_s = s.gateway.host().v4().to_string();
     assert!(
-        rows.iter()
-            .any(|r| r[1] == s.gateway.v4().to_string() && r[2] == "4747"),
+        rows.iter().any(|r| r[1] == gateway_s && r[2] == "4747"),
         "no tunnel datagrams seen: {rows:?}"
     );
 
     // Status: the session, addresses, traffic, and an RTT once a probe came back.
     let has_rtt = wait_until(Duration::from_secs(8), || {
-        !s.grelay_ok(&["status"]).contains("rtt:            -")
+        !laptop
+            .grelay_ok(&["status"])
+            .unwrap()
+            .contains("rtt:            -")
     });
-    let text = s.grelay_ok(&["status", "--interface", TUN]);
+    let text = laptop.grelay_ok(&["status", "--interface", TUN]).unwrap();
     assert!(has_rtt, "no RTT measured: {text}");
     for expected in [
         "interface: grelay0",
@@ -92,7 +97,7 @@ fn split_tunnel_carries_game_traffic_and_goes_down_cleanly() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    let json = s.grelay_ok(&["status", "--json"]);
+    let json = laptop.grelay_ok(&["status", "--json"]).unwrap();
     for expected in [
         "\"state\": \"connected\"",
         "\"transport\": \"udp\"",
@@ -102,21 +107,17 @@ fn split_tunnel_carries_game_traffic_and_goes_down_cleanly() {
         assert!(json.contains(expected), "missing {expected:?} in:\n{json}");
     }
 
-    let out = s.grelay_ok(&["down"]);
+    // `down` must print "grelay0 is down" and `up` must exit successfully.
+    let out = s.client_mut("laptop").down().unwrap();
     assert!(out.contains("grelay0 is down"), "{out}");
-    let status = client.wait_exit(Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "grelay up did not exit cleanly ({status:?}): {}",
-        client.log()
-    );
-    let net = s.laptop_net();
+    let laptop = s.client("laptop");
+    let net = laptop.net_view();
     assert!(net.is_clean(), "left behind after down: {net:?}");
-    let run = s.scratch.file("run");
+    let run = laptop.run_dir();
     assert!(!run.join("grelay0.sock").exists() && !run.join("grelay0.state").exists());
-    assert!(!s.laptop.ns().ping(game, Duration::from_secs(1)).unwrap());
+    assert!(!laptop.ns().ping(game, Duration::from_secs(1)).unwrap());
     assert!(
-        client
+        laptop
             .log()
             .contains("handshake with 198.18.1.2:4747 completed")
     );
@@ -124,8 +125,9 @@ fn split_tunnel_carries_game_traffic_and_goes_down_cleanly() {
 
 #[test]
 fn tcp_mss_is_clamped_both_ways() {
-    let s = Setup::new("client-mss");
-    let _gateway = s.start_gateway(false);
+    let mut s = Scenario::home_setup("client-mss").unwrap();
+    s.gateway.config_mut().ipv6_pool = Some(String::new());
+    s.gateway.start().unwrap();
     let _listener = s
         .game
         .ns()
@@ -136,11 +138,12 @@ fn tcp_mss_is_clamped_both_ways() {
         .expect("iperf3 -s (package iperf3)");
     // Tunnel MTU 1300: MSS 1260, below the gateway's own clamp (1380 for its MTU of 1420),
     // so what the game server sees is the client's doing.
-    let config = s.client_config("mtu = 1300", "prefixes = [\"10.99.1.0/24\"]");
-    let client = s.up(&config, "grelay-up.log");
+    s.client_mut("laptop").config_mut().mtu = Some(1300);
+    s.client_mut("laptop").up().unwrap();
+    let client = s.client("laptop");
     // Make the laptop's kernel announce MSS 1460 through the tunnel, as a host behind the
     // laptop (or a VM) would, so that the outgoing clamp has something to do.
-    s.laptop
+    client
         .ns()
         .run(&[
             "ip",
@@ -162,21 +165,21 @@ fn tcp_mss_is_clamped_both_ways() {
     let filter = format!("tcp port {TCP_PORT} and tcp[tcpflags] & tcp-syn != 0");
     let at_game = Capture::start(
         s.game.ns(),
-        s.game.iface(),
+        s.game.host().iface(),
         &filter,
         s.scratch.file("game.pcap"),
     )
     .unwrap();
-    let at_tun = Capture::start(s.laptop.ns(), TUN, &filter, s.scratch.file("tun.pcap")).unwrap();
+    let at_tun = Capture::start(client.ns(), TUN, &filter, s.scratch.file("tun.pcap")).unwrap();
     let wait_listener = wait_until(Duration::from_secs(10), || {
         succeeds(
-            s.laptop.ns(),
+            client.ns(),
             &[
                 "timeout",
                 "5",
                 "bash",
                 "-c",
-                &format!("exec 3<>/dev/tcp/{}/{TCP_PORT}", s.game.v4()),
+                &format!("exec 3<>/dev/tcp/{}/{TCP_PORT}", s.game.host().v4()),
             ],
         )
     });
@@ -223,5 +226,5 @@ fn tcp_mss_is_clamped_both_ways() {
         syn_ack_at_tun.iter().all(|m| m == "1260"),
         "SYN-ACK in the TUN: {tun_rows:?}"
     );
-    s.grelay_ok(&["down"]);
+    client.grelay_ok(&["down"]).unwrap();
 }

@@ -16,23 +16,10 @@
 //! Everything on the gateway side is real: binary, TUN, netlink addresses, nftables NAT,
 //! kernel forwarding.
 //!
-//! # Finding the binary
-//! Cargo offers `CARGO_BIN_EXE_*` only for the test's own package, and a dev-dependency on
-//! `grelay-gateway` would build its library, not its binary. So the first test that needs a
-//! binary runs `cargo build --locked -p grelay-gateway --bin grelay-gateway` (or `-p
-//! grelay-client --bin grelay`; a no-op when up to date — cargo releases its build lock before
-//! running tests; bounded by [`BUILD_TIMEOUT`]) and uses `$CARGO_TARGET_DIR/debug/<bin>`
-//! (default: the workspace's `target/`), so the test never runs a missing or stale binary
-//! whatever order cargo built the packages in. Set `GRELAY_BIN_DIR` to a directory holding
-//! prebuilt `grelay-gateway` and `grelay` to skip the build.
-//!
-//! Needs root and the harness's packages (see `grelay_tests::netns`); every wait is bounded.
+//! Binaries, configurations and nodes come from [`grelay_tests::scenario`]. Needs root and
+//! the harness's packages (see `grelay_tests::netns`); every wait is bounded.
 
-use std::io::Write;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -42,157 +29,24 @@ use grelay_proto::tunnel::client::{Client, ClientConfig, Received};
 use grelay_proto::tunnel::{HEADROOM, TAILROOM};
 use grelay_proto::wire::checksum;
 use grelay_proto::wire::control::AddressAssignment;
-use grelay_tests::netns::{Capture, Host, Namespace, NatKind, Process, Scratch, World, wait_until};
+use grelay_tests::netns::{Capture, NatKind, Scratch, World};
+use grelay_tests::scenario::{
+    GATEWAY_KEY, GameServer, GatewayConfig, GatewayNode, POOL_V4, Placement, Scenario,
+    in_namespace, succeeds, test_key, udp_probe,
+};
 
-/// The reflector/prober helper built from `src/bin/grt-udp.rs`.
-const UDP_TOOL: &str = env!("CARGO_BIN_EXE_grt-udp");
-const PORT: u16 = 4747;
 const TUN: &str = "grelay-gw";
 const NFT_TABLE: &str = "grelay_gw_grelay_gw";
-const GAME_PORT: u16 = 5000;
-/// How long the gateway may take to come up.
-const START: Duration = Duration::from_secs(15);
-/// How long building the gateway binary may take (a cold build on two cores).
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// The `grelay-gateway` binary, built once per test process if needed.
-fn gateway_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| built_bin("grelay-gateway", "grelay-gateway"))
-}
-
-/// The client binary `grelay`, built once per test process if needed.
-fn client_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| built_bin("grelay-client", "grelay"))
-}
-
-/// `$GRELAY_BIN_DIR/<bin>`, or `<bin>` of `package` after a (bounded) `cargo build`.
-fn built_bin(package: &str, bin: &str) -> PathBuf {
-    if let Some(dir) = std::env::var_os("GRELAY_BIN_DIR") {
-        let path = Path::new(&dir).join(bin);
-        assert!(path.exists(), "GRELAY_BIN_DIR has no {bin}");
-        return path;
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lies in the workspace");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = std::process::Command::new(cargo);
-    command
-        .args(["build", "--locked", "-p", package, "--bin", bin])
-        .current_dir(workspace);
-    // Cargo gives this test process its own package's variables; build scripts (ring's) watch
-    // some of them, so passing them on would rebuild those crates here and again in the next
-    // plain `cargo test`.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_MANIFEST_")
-            || matches!(
-                &*name,
-                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
-            )
-        {
-            command.env_remove(&*name);
-        }
-    }
-    let mut child = command.spawn().expect("running cargo build");
-    let deadline = Instant::now() + BUILD_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for cargo build") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cargo build -p {package} took more than {BUILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "cargo build -p {package} failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace.join("target"), |t| workspace.join(t));
-    target.join("debug").join(bin)
-}
-
-/// A fixed key per test role (the tests need no secrecy, only distinct keys).
-fn secret(n: u8) -> StaticSecret {
-    StaticSecret::from_bytes([n; 32])
-}
-
-fn write_private(path: &Path, contents: &str) {
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .expect("creating a key file");
-    f.write_all(contents.as_bytes())
-        .expect("writing a key file");
-}
-
-/// Writes the gateway's key and a config with `clients` (name, key) to `scratch`.
-fn write_config(scratch: &Scratch, clients: &[(&str, PublicKey)]) -> PathBuf {
-    write_private(&scratch.file("gw.key"), &secret(1).to_base64());
-    let mut text = format!(
-        "listen = \"0.0.0.0:{PORT}\"\nprivate_key_file = \"gw.key\"\nstate_file = \"state.json\"\n\
-         [tunnel]\ninterface = \"{TUN}\"\n[egress]\nmode = \"nat\"\n"
-    );
+/// The gateway's configuration with `clients` (name, key).
+fn gateway_config(clients: &[(&str, PublicKey)]) -> GatewayConfig {
+    let mut config = GatewayConfig::new(test_key(GATEWAY_KEY));
     for (name, key) in clients {
-        text.push_str(&format!(
-            "[[clients]]\nname = \"{name}\"\npublic_key = \"{key}\"\n"
-        ));
+        config.add_client(name, *key);
     }
-    let path = scratch.file("gateway.toml");
-    std::fs::write(&path, text).expect("writing the config");
-    path
-}
-
-/// Starts the gateway in `host` and waits until it serves.
-fn start_gateway(host: &Host, config: &Path, log: PathBuf) -> Process {
-    let bin = gateway_bin().to_string_lossy().into_owned();
-    let config = config.to_string_lossy().into_owned();
-    let process = host
-        .ns()
-        .spawn(
-            &[&bin, "run", "--config", &config, "--log-level", "debug"],
-            log,
-        )
-        .expect("spawning the gateway");
-    let up = wait_until(START, || {
-        process.log().contains("listening on udp") || !process.is_running()
-    });
-    assert!(
-        up && process.is_running(),
-        "gateway did not start: {}",
-        process.log()
-    );
-    process
-}
-
-fn succeeds(ns: &Namespace, args: &[&str]) -> bool {
-    ns.exec(args, Duration::from_secs(10))
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Runs `f` on a thread that has entered namespace `ns` (sockets made there live there).
-fn in_namespace<T: Send + 'static>(
-    ns: &Namespace,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let path = format!("/run/netns/{}", ns.name());
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("opening the namespace");
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid namespace fd; setns changes only this thread's network namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
+    config
 }
 
 /// The core's client over a real UDP socket, without a TUN.
@@ -379,11 +233,12 @@ fn v4_of(a: &AddressAssignment) -> Ipv4Addr {
 fn gateway_starts_ignores_strangers_reloads_and_exits_cleanly() -> TestResult {
     let scratch = Scratch::new("gw-life")?;
     let mut world = World::new()?;
-    let gw = world.add_public_host("gateway")?;
+    let host = world.add_public_host("gateway")?;
     let mut nat = world.add_nat(NatKind::EndpointIndependent)?;
     let laptop = nat.add_host("laptop")?;
-    let config = write_config(&scratch, &[("alice", secret(10).public_key())]);
-    let process = start_gateway(&gw, &config, scratch.file("gw.log"));
+    let config = gateway_config(&[("alice", test_key(10).public_key())]);
+    let mut gw = GatewayNode::new(host, scratch.path(), config)?;
+    gw.start()?;
 
     assert!(succeeds(gw.ns(), &["ip", "link", "show", TUN]), "no TUN");
     let addrs = gw.ns().run(&["ip", "-br", "addr", "show", TUN])?;
@@ -400,22 +255,22 @@ fn gateway_starts_ignores_strangers_reloads_and_exits_cleanly() -> TestResult {
     // a well-formed initiation from a key that is not configured.
     let capture = Capture::start(
         gw.ns(),
-        gw.iface(),
+        gw.host().iface(),
         "udp port 4747",
         scratch.file("gw.pcap"),
     )?;
-    let dest = SocketAddr::new(gw.v4().into(), PORT);
-    let out = laptop.ns().exec(
-        &[UDP_TOOL, "probe", "0.0.0.0:40000", &dest.to_string()],
-        Duration::from_secs(30),
-    )?;
-    assert_eq!(out.status.code(), Some(1), "the gateway answered garbage");
-    let gateway_key = secret(1).public_key();
+    let dest = gw.endpoint();
+    assert_eq!(
+        udp_probe(laptop.ns(), dest)?,
+        None,
+        "the gateway answered garbage"
+    );
+    let gateway_key = test_key(1).public_key();
     let answers = in_namespace(laptop.ns(), move || {
         let mut answers = 0;
         for (key, gw_key) in [
-            (secret(66), secret(99).public_key()),
-            (secret(77), gateway_key),
+            (test_key(66), test_key(99).public_key()),
+            (test_key(77), gateway_key),
         ] {
             let t = Tunnel::new(key, gw_key, dest);
             let deadline = Instant::now() + Duration::from_secs(2);
@@ -445,35 +300,19 @@ fn gateway_starts_ignores_strangers_reloads_and_exits_cleanly() -> TestResult {
         !rows.iter().any(|r| r[0] == "4747"),
         "the gateway answered: {rows:?}"
     );
-    assert!(process.log().contains("unknown_key") || process.log().contains("dropped"));
+    assert!(gw.log().contains("unknown_key") || gw.log().contains("dropped"));
 
     // SIGHUP: a new client is authorized and logged.
-    write_config(
-        &scratch,
-        &[
-            ("alice", secret(10).public_key()),
-            ("carol", secret(12).public_key()),
-        ],
-    );
-    process.signal(libc::SIGHUP)?;
-    assert!(
-        wait_until(Duration::from_secs(5), || process
-            .log()
-            .contains("client carol added")),
-        "no reload line: {}",
-        process.log()
-    );
+    gw.config_mut()
+        .add_client("carol", test_key(12).public_key());
+    gw.reload()?;
+    gw.wait_log("client carol added", Duration::from_secs(5))?;
 
     // SIGTERM: gone within 2 s, TUN and table with it, the address book saved.
     let asked = Instant::now();
-    process.signal(libc::SIGTERM)?;
-    let status = process.wait_exit(Duration::from_secs(5));
+    let status = gw.stop()?;
     let took = asked.elapsed();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "exit: {status:?}: {}",
-        process.log()
-    );
+    assert!(status.success(), "exit: {status:?}: {}", gw.log());
     assert!(took < Duration::from_secs(2), "took {took:?} to stop");
     assert!(
         !succeeds(gw.ns(), &["ip", "link", "show", TUN]),
@@ -483,10 +322,10 @@ fn gateway_starts_ignores_strangers_reloads_and_exits_cleanly() -> TestResult {
         !succeeds(gw.ns(), &["nft", "list", "table", "inet", NFT_TABLE]),
         "nft table left behind"
     );
-    let state = std::fs::read_to_string(scratch.file("state.json"))?;
+    let state = gw.state()?;
     assert!(
-        state.contains(&secret(12).public_key().to_string()),
-        "{state}"
+        state.entry(&test_key(12).public_key()).is_some(),
+        "{state:?}"
     );
     Ok(())
 }
@@ -495,29 +334,23 @@ fn gateway_starts_ignores_strangers_reloads_and_exits_cleanly() -> TestResult {
 fn laptops_behind_nat_reach_the_game_server_each_other_and_keep_addresses() -> TestResult {
     let scratch = Scratch::new("gw-data")?;
     let mut world = World::new()?;
-    let gw = world.add_public_host("gateway")?;
-    let game = world.add_private_link(&gw, "game")?;
+    let host = world.add_public_host("gateway")?;
+    let game = GameServer::start(world.add_private_link(&host, "game")?, scratch.path())?;
     let mut nat = world.add_nat(NatKind::EndpointIndependent)?;
     let laptop = nat.add_host("laptop")?;
     let laptop2 = nat.add_host("laptop2")?;
-    let _reflector = game.ns().spawn(
-        &[UDP_TOOL, "reflect", &format!("[::]:{GAME_PORT}")],
-        scratch.file("reflect.log"),
-    )?;
-    let (alice_key, bob_key) = (secret(10), secret(11));
-    let config = write_config(
-        &scratch,
-        &[
-            ("alice", alice_key.public_key()),
-            ("bob", bob_key.public_key()),
-        ],
-    );
-    let process = start_gateway(&gw, &config, scratch.file("gw.log"));
-    let dest = SocketAddr::new(gw.v4().into(), PORT);
-    let gateway_key = secret(1).public_key();
-    let game_v4 = game.v4();
-    let game_v6 = game.v6();
-    let gw_near = game.router_v4();
+    let (alice_key, bob_key) = (test_key(10), test_key(11));
+    let config = gateway_config(&[
+        ("alice", alice_key.public_key()),
+        ("bob", bob_key.public_key()),
+    ]);
+    let mut gw = GatewayNode::new(host, scratch.path(), config)?;
+    gw.start()?;
+    let dest = gw.endpoint();
+    let gateway_key = gw.public_key();
+    let game_udp = game.udp_addr();
+    let (game_v4, game_v6) = (game.host().v4(), game.host().v6());
+    let gw_near = game.host().router_v4();
 
     let (ready_tx, ready_rx) = mpsc::channel::<Ipv4Addr>();
     let got_syn = std::sync::Arc::new(AtomicBool::new(false));
@@ -533,7 +366,7 @@ fn laptops_behind_nat_reach_the_game_server_each_other_and_keep_addresses() -> T
         // UDP to the game server: NATed by the gateway out of its back-end link.
         let mut answer = None;
         for _ in 0..10 {
-            t.send(&udp((me, 7000), (game_v4, GAME_PORT), b"hello"));
+            t.send(&udp((me, 7000), (game_v4, game_udp.port()), b"hello"));
             answer = t.expect(Duration::from_millis(500), |p| p.len() > 28 && p[9] == 17);
             if answer.is_some() {
                 break;
@@ -599,176 +432,81 @@ fn laptops_behind_nat_reach_the_game_server_each_other_and_keep_addresses() -> T
         0xffff,
         "the clamped SYN's checksum is wrong"
     );
-    assert!(process.log().contains("client alice connected from"));
+    assert!(gw.log().contains("client alice connected from"));
 
     // Restart with the clients in another order and one more in front: same addresses.
-    process.signal(libc::SIGTERM)?;
-    assert!(
-        process
-            .wait_exit(Duration::from_secs(5))
-            .is_some_and(|s| s.success())
-    );
-    drop(process);
-    let config = write_config(
-        &scratch,
-        &[
-            ("carol", secret(12).public_key()),
-            ("bob", secret(11).public_key()),
-            ("alice", secret(10).public_key()),
-        ],
-    );
-    let process = start_gateway(&gw, &config, scratch.file("gw2.log"));
+    assert!(gw.stop()?.success());
+    *gw.config_mut() = gateway_config(&[
+        ("carol", test_key(12).public_key()),
+        ("bob", test_key(11).public_key()),
+        ("alice", test_key(10).public_key()),
+    ]);
+    gw.start()?;
     let again = in_namespace(laptop2.ns(), move || {
-        let mut t = Tunnel::new(secret(11), gateway_key, dest);
+        let mut t = Tunnel::new(test_key(11), gateway_key, dest);
         t.connect(Duration::from_secs(10)).map(|a| v4_of(&a))
     })
     .join()
     .map_err(|_| "bob failed after the restart")?;
-    assert_eq!(
-        again,
-        Some(Ipv4Addr::new(10, 77, 0, 3)),
-        "{}",
-        process.log()
-    );
+    assert_eq!(again, Some(Ipv4Addr::new(10, 77, 0, 3)), "{}", gw.log());
     assert!(
-        process.log().contains("client carol added: 10.77.0.4/16"),
+        gw.log().contains("client carol added: 10.77.0.4/16"),
         "{}",
-        process.log()
+        gw.log()
     );
     Ok(())
 }
 
-/// Writes a client key and a `grelay` config reaching `gateway` for `prefixes`.
-fn write_client_config(
-    scratch: &Scratch,
-    name: &str,
-    key: &StaticSecret,
-    gateway: SocketAddr,
-    prefixes: &[&str],
-) -> PathBuf {
-    let key_file = scratch.file(&format!("{name}.key"));
-    write_private(&key_file, &key.to_base64());
-    let prefixes: Vec<String> = prefixes.iter().map(|p| format!("\"{p}\"")).collect();
-    let text = format!(
-        "[interface]\nname = \"grelay0\"\nprivate_key_file = \"{}\"\n\
-         [gateway]\nendpoint = \"{gateway}\"\npublic_key = \"{}\"\n\
-         [routes]\nprefixes = [{}]\n",
-        key_file.display(),
-        secret(1).public_key(),
-        prefixes.join(", ")
-    );
-    let path = scratch.file(&format!("{name}.toml"));
-    std::fs::write(&path, text).expect("writing a client config");
-    path
-}
-
-/// Starts `grelay up` on `host` and waits until its TUN has `address`.
-fn start_client(
-    host: &Host,
-    scratch: &Scratch,
-    name: &str,
-    config: &Path,
-    address: &str,
-) -> Process {
-    let bin = client_bin().to_string_lossy().into_owned();
-    let run_dir = scratch.file(&format!("run-{name}"));
-    let run_dir = run_dir.to_string_lossy().into_owned();
-    let config = config.to_string_lossy().into_owned();
-    let process = host
-        .ns()
-        .spawn(
-            &[
-                &bin,
-                "--run-dir",
-                &run_dir,
-                "--log-level",
-                "debug",
-                "up",
-                &config,
-            ],
-            scratch.file(&format!("{name}.log")),
-        )
-        .expect("spawning grelay up");
-    let configured = wait_until(START, || {
-        !process.is_running()
-            || host
-                .ns()
-                .run(&["ip", "-br", "addr", "show", "grelay0"])
-                .is_ok_and(|out| out.contains(address))
-    });
-    assert!(
-        configured && process.is_running(),
-        "{name}: no {address} on grelay0: {}",
-        process.log()
-    );
-    process
-}
-
 #[test]
 fn grelay_up_laptops_behind_nat_reach_the_game_server_and_each_other() -> TestResult {
-    let scratch = Scratch::new("gw-e2e")?;
-    let mut world = World::new()?;
-    let gw = world.add_public_host("gateway")?;
-    let game = world.add_private_link(&gw, "game")?;
-    let mut home = world.add_nat(NatKind::EndpointIndependent)?;
-    let laptop = home.add_host("laptop")?;
-    let mut cgnat = world.add_nat(NatKind::Symmetric)?;
-    let laptop2 = cgnat.add_host("laptop2")?;
-    let _reflector = game.ns().spawn(
-        &[UDP_TOOL, "reflect", &format!("[::]:{GAME_PORT}")],
-        scratch.file("reflect.log"),
-    )?;
-    let (alice, bob) = (secret(10), secret(11));
-    let config = write_config(
-        &scratch,
-        &[("alice", alice.public_key()), ("bob", bob.public_key())],
-    );
-    let gateway = start_gateway(&gw, &config, scratch.file("gw.log"));
-    let endpoint = SocketAddr::new(gw.v4().into(), PORT);
-    let game_net = format!("{}/24", Ipv4Addr::from(u32::from(game.v4()) & !0xff));
-    let prefixes = [game_net.as_str(), "10.77.0.0/16"];
-    let c1 = write_client_config(&scratch, "alice", &alice, endpoint, &prefixes);
-    let c2 = write_client_config(&scratch, "bob", &bob, endpoint, &prefixes);
-    let _alice = start_client(&laptop, &scratch, "alice", &c1, "10.77.0.2/16");
-    let _bob = start_client(&laptop2, &scratch, "bob", &c2, "10.77.0.3/16");
+    let mut s = Scenario::new("gw-e2e")?;
+    let home = s.add_nat(NatKind::EndpointIndependent)?;
+    let cgnat = s.add_nat(NatKind::Symmetric)?;
+    // Keys 10 and 11, in this order: alice gets 10.77.0.2, bob 10.77.0.3.
+    s.add_client("alice", Placement::Nat(home))?;
+    s.add_client("bob", Placement::Nat(cgnat))?;
+    for c in &mut s.clients {
+        // The game's network (the scenario's default) and the pool, for client to client.
+        c.config_mut().prefixes.push(POOL_V4.to_owned());
+    }
+    s.start_all()?;
+    for (name, address) in [("alice", "10.77.0.2/16"), ("bob", "10.77.0.3/16")] {
+        let status = s.client(name).status()?;
+        assert_eq!(status.ipv4.as_deref(), Some(address), "{name}: {status:?}");
+        let addrs = s
+            .client(name)
+            .ns()
+            .run(&["ip", "-br", "addr", "show", "grelay0"])?;
+        assert!(addrs.contains(address), "{name}: {addrs}");
+    }
 
     // Ping and UDP to the game server, through the tunnel and the gateway's NAT.
-    for (host, name) in [(&laptop, "alice"), (&laptop2, "bob")] {
+    let game = s.game.host();
+    for name in ["alice", "bob"] {
+        let ns = s.client(name).ns();
         assert!(
-            host.ns().ping(game.v4().into(), Duration::from_secs(5))?,
+            ns.ping(game.v4().into(), Duration::from_secs(5))?,
             "{name} cannot ping the game server: {}",
-            gateway.log()
+            s.gateway.log()
         );
-        let out = host.ns().exec(
-            &[
-                UDP_TOOL,
-                "probe",
-                "0.0.0.0:40000",
-                &format!("{}:{GAME_PORT}", game.v4()),
-            ],
-            Duration::from_secs(30),
-        )?;
-        assert!(
-            out.status.success(),
-            "{name}: no answer from the game server"
-        );
-        let seen: SocketAddr = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+        let seen = udp_probe(ns, s.game.udp_addr())?;
+        let seen = seen.ok_or_else(|| format!("{name}: no answer from the game server"))?;
         assert_eq!(
             seen.ip(),
-            std::net::IpAddr::V4(game.router_v4()),
+            IpAddr::V4(game.router_v4()),
             "{name}: the game server saw {seen}, not the gateway's address"
         );
     }
     // Client to client, through the gateway.
     assert!(
-        laptop
+        s.client("alice")
             .ns()
             .ping("10.77.0.3".parse()?, Duration::from_secs(5))?,
         "alice cannot ping bob"
     );
-    let log = gateway.log();
-    let home_ip = home.public_v4().to_string();
-    let cgnat_ip = cgnat.public_v4().to_string();
+    let log = s.gateway.log();
+    let home_ip = s.nats[home].public_v4().to_string();
+    let cgnat_ip = s.nats[cgnat].public_v4().to_string();
     assert!(
         log.contains(&format!("client alice connected from {home_ip}:")),
         "{log}"

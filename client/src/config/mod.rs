@@ -5,6 +5,7 @@
 //! [`ConfigError`] listing every problem with its file, line and fix.
 
 pub mod error;
+mod fallback;
 mod raw;
 mod values;
 
@@ -17,6 +18,7 @@ use grelay_proto::crypto::keys::{PublicKey, StaticSecret};
 use grelay_proto::router::IpPrefix;
 
 pub use self::error::{ConfigError, Problem};
+pub use self::fallback::Fallback;
 pub use self::values::Endpoint;
 use crate::cipher::CipherChoice;
 
@@ -92,6 +94,8 @@ pub struct Gateway {
     pub public_key: PublicKey,
     /// Optional pre-shared key.
     pub psk: Option<[u8; 32]>,
+    /// The TLS and QUIC fallbacks.
+    pub fallback: Fallback,
 }
 
 /// `[routes]`: what enters the tunnel.

@@ -39,6 +39,12 @@ pub(super) struct RawGateway {
     pub public_key: Spanned<String>,
     pub psk_file: Option<Spanned<String>>,
     pub psk: Option<Spanned<String>>,
+    pub transports: Option<Spanned<Vec<Spanned<String>>>>,
+    pub tls_endpoint: Option<Spanned<String>>,
+    pub quic_endpoint: Option<Spanned<String>>,
+    pub tls_pin: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub server_name: Option<Spanned<String>>,
 }
 
 /// `[routes]`.

@@ -277,10 +277,23 @@ pub(super) fn gateway(check: &mut Checker<'_>, raw: Spanned<RawGateway>) -> Opti
         }
         (None, None) => None,
     };
+    let fallback = super::fallback::check(
+        check,
+        super::fallback::RawFallback {
+            transports: raw.transports,
+            tls_endpoint: raw.tls_endpoint,
+            quic_endpoint: raw.quic_endpoint,
+            tls_pin: raw.tls_pin,
+            ca_file: raw.ca_file,
+            server_name: raw.server_name,
+        },
+        endpoint.as_ref(),
+    );
     Some(Gateway {
         endpoint: endpoint?,
         public_key: public_key?,
         psk,
+        fallback,
     })
 }
 

@@ -26,6 +26,28 @@ pub struct ShellCounters {
     pub tun_write_errors: u64,
     /// SYNs whose MSS was lowered, both directions.
     pub mss_clamped: u64,
+    /// Datagrams dropped because no transport was up (a fallback still connecting).
+    #[serde(default)]
+    pub no_transport: u64,
+}
+
+/// Which transport carries the session, and why (from the transport ladder).
+#[derive(Debug, Clone)]
+pub struct TransportInfo {
+    /// `udp`, `quic`, `tls`, or `none` while connecting.
+    pub name: String,
+    /// The fallback's endpoint (`None` for UDP: the gateway's endpoint).
+    pub endpoint: Option<std::net::SocketAddr>,
+    /// Why it was chosen.
+    pub reason: String,
+    /// Since when.
+    pub since: Duration,
+    /// Transport changes so far.
+    pub switches: u64,
+    /// The UDP probes sent while on a fallback.
+    pub udp_probes: grelay_proto::rtt::PathSnapshot,
+    /// Datagrams the active link's queue dropped.
+    pub queue_drops: u64,
 }
 
 /// What the shell knows besides the core's status.
@@ -45,6 +67,8 @@ pub struct ShellInfo {
     pub unreachable: bool,
     /// The shell's counters.
     pub counters: ShellCounters,
+    /// The transport ladder's view (`None`: plain UDP).
+    pub transport: Option<TransportInfo>,
 }
 
 /// Everything `grelay status` shows.
@@ -58,8 +82,29 @@ pub struct StatusReport {
     pub state: String,
     /// The gateway's endpoint.
     pub gateway: String,
-    /// Transport to the gateway (`udp`).
+    /// Transport to the gateway: `udp`, `quic`, `tls` (or `none` while connecting).
     pub transport: String,
+    /// Why this transport carries the session.
+    #[serde(default)]
+    pub transport_reason: Option<String>,
+    /// How long it has.
+    #[serde(default)]
+    pub transport_for_secs: Option<f64>,
+    /// Transport changes since `up`.
+    #[serde(default)]
+    pub transport_switches: u64,
+    /// UDP probes sent while a fallback carried the session.
+    #[serde(default)]
+    pub udp_probes_sent: u64,
+    /// Of those, answered over UDP.
+    #[serde(default)]
+    pub udp_probes_answered: u64,
+    /// RTT of the last answered UDP probe.
+    #[serde(default)]
+    pub udp_probe_rtt_ms: Option<f64>,
+    /// Datagrams the active fallback link dropped (oldest first) because its path was slower.
+    #[serde(default)]
+    pub link_queue_drops: u64,
     /// Data AEAD of the current session.
     pub cipher: Option<String>,
     /// `full` or `split`.
@@ -137,12 +182,23 @@ impl StatusReport {
             .filter(|&(_, n)| n > 0)
             .collect();
         let path = &core.path;
+        let t = shell.transport.as_ref();
         Self {
             interface: shell.interface.clone(),
             pid: std::process::id(),
             state: state.to_owned(),
-            gateway: core.endpoint.to_string(),
-            transport: "udp".to_owned(),
+            gateway: t
+                .and_then(|t| t.endpoint)
+                .unwrap_or(core.endpoint)
+                .to_string(),
+            transport: t.map_or("udp".to_owned(), |t| t.name.clone()),
+            transport_reason: t.map(|t| t.reason.clone()),
+            transport_for_secs: t.map(|t| t.since.as_secs_f64()),
+            transport_switches: t.map_or(0, |t| t.switches),
+            udp_probes_sent: t.map_or(0, |t| t.udp_probes.sent),
+            udp_probes_answered: t.map_or(0, |t| t.udp_probes.received),
+            udp_probe_rtt_ms: t.and_then(|t| millis(t.udp_probes.last)),
+            link_queue_drops: t.map_or(0, |t| t.queue_drops),
             cipher: core.suite.map(|s| s.name().to_owned()),
             mode: shell.mode.to_owned(),
             routed_prefixes: shell.routed_prefixes,
@@ -231,6 +287,24 @@ pub fn render(r: &StatusReport) -> String {
     };
     line("state:", r.state.clone());
     line("gateway:", format!("{} ({})", r.gateway, r.transport));
+    if let Some(reason) = &r.transport_reason {
+        let since = r
+            .transport_for_secs
+            .map_or(String::new(), |s| format!(" for {}", human_duration(s)));
+        line("transport:", format!("{}{since}: {reason}", r.transport));
+    }
+    if r.udp_probes_sent > 0 {
+        let rtt = r
+            .udp_probe_rtt_ms
+            .map_or(String::new(), |v| format!(", last rtt {v:.1} ms"));
+        line(
+            "udp probes:",
+            format!(
+                "{} sent, {} answered{rtt}",
+                r.udp_probes_sent, r.udp_probes_answered
+            ),
+        );
+    }
     line("mode:", mode);
     line(
         "address:",
@@ -297,6 +371,8 @@ pub fn render(r: &StatusReport) -> String {
         ("bad_packet", l.bad_packets),
         ("udp_send_error", l.udp_send_errors),
         ("tun_write_error", l.tun_write_errors),
+        ("no_transport", l.no_transport),
+        ("link_queue", r.link_queue_drops),
     ] {
         if n > 0 {
             drops.push(format!("{name} {n}"));

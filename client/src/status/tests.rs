@@ -53,6 +53,7 @@ fn shell() -> ShellInfo {
         mtu: 1420,
         uptime: Duration::from_secs(3725),
         unreachable: false,
+        transport: None,
         counters: ShellCounters {
             no_session: 4,
             ..ShellCounters::default()
@@ -137,6 +138,7 @@ fn rendering_before_the_first_handshake() {
     };
     let s = ShellInfo {
         mode: "full",
+        transport: None,
         counters: ShellCounters::default(),
         ..shell()
     };

@@ -13,7 +13,8 @@ use toml::Spanned;
 use super::backends::{RawBackend, parse_backends};
 use super::{
     ClientEntry, Config, ConfigError, DEFAULT_INTERFACE, DEFAULT_IPV4_POOL, DEFAULT_IPV6_POOL,
-    DEFAULT_MTU, DEFAULT_PORT, DEFAULT_STATE_FILE, EgressMode, KeySource,
+    DEFAULT_METRICS_LISTEN, DEFAULT_MTU, DEFAULT_PORT, DEFAULT_STATE_FILE, EgressMode, KeySource,
+    LoadOptions,
 };
 use crate::pool::Pool;
 
@@ -30,6 +31,12 @@ struct Raw {
     tunnel: RawTunnel,
     #[serde(default)]
     egress: RawEgress,
+    #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
+    tls: super::fallback::RawTls,
+    #[serde(default)]
+    quic: super::fallback::RawQuic,
     #[serde(default)]
     clients: Vec<Spanned<RawClient>>,
     #[serde(default)]
@@ -52,6 +59,12 @@ struct RawEgress {
     out_interface: Option<Spanned<String>>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawClient {
@@ -60,10 +73,15 @@ struct RawClient {
     psk: Option<Spanned<String>>,
 }
 
+/// Spans at or above this mark stand for environment overrides (index = span start − mark),
+/// not for places in the file.
+const ENV_SPAN: usize = usize::MAX / 2;
+
 /// Turns byte spans into line numbers and builds errors.
 pub(super) struct Source<'a> {
     file: String,
     text: &'a str,
+    env: &'a [(String, String)],
 }
 
 impl Source<'_> {
@@ -77,6 +95,18 @@ impl Source<'_> {
     }
 
     pub(super) fn at<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        if let Some((name, _)) = value
+            .span()
+            .start
+            .checked_sub(ENV_SPAN)
+            .and_then(|i| self.env.get(i))
+        {
+            return ConfigError {
+                file: format!("${name} (environment)"),
+                line: None,
+                message: message.into(),
+            };
+        }
         ConfigError {
             file: self.file.clone(),
             line: Some(self.line(value.span())),
@@ -95,16 +125,18 @@ impl Source<'_> {
 
 /// Validates configuration `text` as if read from `path` (relative paths in it are
 /// resolved against `path`'s directory).
-pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+pub(super) fn parse(path: &Path, text: &str, options: &LoadOptions) -> Result<Config, ConfigError> {
     let src = Source {
         file: path.display().to_string(),
         text,
+        env: &options.env,
     };
-    let raw: Raw = toml::from_str(text).map_err(|e| ConfigError {
+    let mut raw: Raw = toml::from_str(text).map_err(|e| ConfigError {
         file: src.file.clone(),
         line: e.span().map(|s| src.line(s)),
         message: e.message().trim_end().to_owned(),
     })?;
+    apply_env(&mut raw, &options.env)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let listen = match &raw.listen {
         None => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), DEFAULT_PORT),
@@ -131,6 +163,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         (Some(f), None) => {
             let file = base.join(f.get_ref());
+            if options.generate_key {
+                generate_key(&file).map_err(|e| src.at(f, format!("private_key_file: {e:#}")))?;
+            }
             let key = grelay_io::keyfile::read(&file)
                 .map_err(|e| src.at(f, format!("private_key_file: {e}")))?;
             (KeySource::File(file), key)
@@ -239,6 +274,22 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             )));
         }
     }
+    let metrics_listen = match &raw.metrics.listen {
+        None => DEFAULT_METRICS_LISTEN.parse().ok(),
+        Some(l) if l.get_ref().trim().is_empty() => None,
+        Some(l) => Some(l.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
+            src.at(
+                l,
+                format!(
+                    "[metrics] listen {:?} is not an address: write IP:PORT like \
+                     \"{DEFAULT_METRICS_LISTEN}\" (loopback only) or \"0.0.0.0:9477\", or \"\" to \
+                     turn the endpoint off",
+                    l.get_ref()
+                ),
+            )
+        })?),
+    };
+    let fallback = super::fallback::parse(&src, base, &raw.tls, &raw.quic, listen)?;
     Ok(Config {
         path: path.to_owned(),
         listen,
@@ -253,7 +304,74 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         out_interface,
         clients,
         backends,
+        metrics_listen,
+        fallback,
     })
+}
+
+/// Replaces the file's values by the environment's (see [`super::ENV_OVERRIDES`]); each value
+/// gets a span that [`Source::at`] reports as the variable, not as a line of the file.
+fn apply_env(raw: &mut Raw, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (i, (name, value)) in env.iter().enumerate() {
+        let span = ENV_SPAN + i..ENV_SPAN + i + 1;
+        let text = || Some(Spanned::new(span.clone(), value.clone()));
+        match name.as_str() {
+            "GRELAY_LISTEN" => raw.listen = text(),
+            "GRELAY_PRIVATE_KEY_FILE" => {
+                raw.private_key_file = text();
+                raw.private_key = None;
+            }
+            "GRELAY_STATE_FILE" => raw.state_file = text(),
+            "GRELAY_TUNNEL_INTERFACE" => raw.tunnel.interface = text(),
+            "GRELAY_TUNNEL_MTU" => {
+                let mtu = value.trim().parse::<i64>().map_err(|_| ConfigError {
+                    file: format!("${name} (environment)"),
+                    line: None,
+                    message: format!("mtu {value:?} is not a number (e.g. 1420)"),
+                })?;
+                raw.tunnel.mtu = Some(Spanned::new(span, mtu));
+            }
+            "GRELAY_TUNNEL_IPV4_POOL" => raw.tunnel.ipv4_pool = text(),
+            "GRELAY_TUNNEL_IPV6_POOL" => raw.tunnel.ipv6_pool = text(),
+            "GRELAY_EGRESS_MODE" => raw.egress.mode = text(),
+            "GRELAY_EGRESS_OUT_INTERFACE" => raw.egress.out_interface = text(),
+            "GRELAY_METRICS_LISTEN" => raw.metrics.listen = text(),
+            _ => {
+                return Err(ConfigError {
+                    file: format!("${name} (environment)"),
+                    line: None,
+                    message: format!(
+                        "not a setting; the overrides are {}",
+                        super::ENV_OVERRIDES.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a new private key (mode 0600) at `file` unless one is there, and logs its public
+/// key: what a container does on its first start with an empty volume.
+fn generate_key(file: &Path) -> anyhow::Result<()> {
+    if file.exists() {
+        return Ok(());
+    }
+    let key = grelay_io::keyfile::generate()?;
+    match grelay_io::keyfile::write(file, &key) {
+        Ok(()) => {
+            tracing::info!(
+                "generated a new private key in {}; the gateway's public key, for the \
+                 clients: {}",
+                file.display(),
+                key.public_key()
+            );
+            Ok(())
+        }
+        // Another process made it first: use that one.
+        Err(e) if e.is_already_exists() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn parse_listen(s: &str) -> Option<SocketAddr> {

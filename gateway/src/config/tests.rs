@@ -199,3 +199,97 @@ fn shipped_example_is_valid() {
     assert_eq!(c.clients[0].name, "alice");
     assert_eq!(c.egress, EgressMode::Nat);
 }
+
+fn with_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let options = LoadOptions {
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        generate_key: false,
+    };
+    Config::parse_with(Path::new("/etc/grelay/gateway.toml"), text, &options)
+}
+
+#[test]
+fn metrics_endpoint_defaults_to_loopback_and_can_be_moved_or_turned_off() {
+    let c = parse(&with_key("")).unwrap();
+    assert_eq!(c.metrics_listen, Some("127.0.0.1:9477".parse().unwrap()));
+    let c = parse(&with_key("[metrics]\nlisten = \"0.0.0.0:9100\"\n")).unwrap();
+    assert_eq!(c.metrics_listen, Some("0.0.0.0:9100".parse().unwrap()));
+    let c = parse(&with_key("[metrics]\nlisten = \"\"\n")).unwrap();
+    assert_eq!(c.metrics_listen, None);
+    assert!(c.to_string().contains("[metrics]\nlisten = \"\"\n"));
+    let e = err(&with_key("[metrics]\nlisten = \"localhost\"\n"));
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("is not an address"), "{e}");
+}
+
+#[test]
+fn environment_overrides_single_keys_and_names_itself_in_errors() {
+    let text = with_key("listen = \"0.0.0.0:4747\"\n[tunnel]\nmtu = 1420\n");
+    let c = with_env(
+        &text,
+        &[
+            ("GRELAY_LISTEN", "0.0.0.0:5000"),
+            ("GRELAY_TUNNEL_MTU", "1380"),
+            ("GRELAY_TUNNEL_IPV6_POOL", ""),
+            ("GRELAY_EGRESS_MODE", "none"),
+            ("GRELAY_METRICS_LISTEN", "0.0.0.0:9477"),
+            ("GRELAY_STATE_FILE", "/data/state.json"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.listen.port(), 5000);
+    assert_eq!(c.mtu, 1380);
+    assert!(c.ipv6_pool.is_none());
+    assert_eq!(c.egress, EgressMode::None);
+    assert_eq!(c.metrics_listen, Some("0.0.0.0:9477".parse().unwrap()));
+    assert_eq!(c.state_file, PathBuf::from("/data/state.json"));
+
+    let e = with_env(&text, &[("GRELAY_TUNNEL_MTU", "big")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "$GRELAY_TUNNEL_MTU (environment): mtu \"big\" is not a number (e.g. 1420)"
+    );
+    let e = with_env(&text, &[("GRELAY_TUNNEL_MTU", "100")]).unwrap_err();
+    assert_eq!(
+        (e.file.as_str(), e.line),
+        ("$GRELAY_TUNNEL_MTU (environment)", None)
+    );
+    assert!(e.message.contains("out of range"), "{e}");
+    let e = with_env(
+        &text,
+        &[("GRELAY_LISTEN", "x"), ("GRELAY_EGRESS_MODE", "nat")],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("$GRELAY_LISTEN (environment): listen \"x\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_key_file_is_generated_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let text = "private_key_file = \"keys/gw.key\"\n";
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    let e = Config::parse(&path, text).unwrap_err();
+    assert!(e.message.contains("private_key_file"), "{e}");
+    let options = LoadOptions {
+        env: Vec::new(),
+        generate_key: true,
+    };
+    let first = Config::parse_with(&path, text, &options).unwrap();
+    let key_file = dir.path().join("keys/gw.key");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&key_file).unwrap().mode() & 0o777, 0o600);
+    // The second start reads the same key.
+    let again = Config::parse_with(&path, text, &options).unwrap();
+    assert_eq!(
+        first.private_key.public_key(),
+        again.private_key.public_key()
+    );
+}

@@ -9,11 +9,13 @@
 //! | [`tun`] | a TUN device by name and MTU, up, as an async device (`recv` / `send`) |
 //! | [`netlink`] | interface index, IPv4/IPv6 addresses, routes and policy rules via rtnetlink |
 //! | [`udp`] | a nonblocking tokio UDP socket with 8 MB kernel buffers |
+//! | [`fallback`] | the TLS/TCP and QUIC fallbacks: configurations, pins, the self-signed certificate, link drivers |
 //! | [`keyfile`] | base64 private key files (mode 0600, refused when group/others can read) |
 //! | [`seed`] / [`keyfile::generate`] | bytes from the OS RNG for the core's `new(…, seed)` |
 //!
 //! One error type, [`Error`], for the whole crate; each variant says what was being done.
 
+pub mod fallback;
 pub mod keyfile;
 pub mod netlink;
 pub mod tun;

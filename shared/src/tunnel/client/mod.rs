@@ -23,7 +23,7 @@ use super::keypair::Keypair;
 use super::timers::*;
 use super::{DropCounters, DropReason, SendError, TrafficCounters, Transmit};
 use crate::crypto::mac::{CookieJar, MacKeys};
-use crate::rtt::PathStats;
+use crate::rtt::{PathSnapshot, PathStats};
 use crate::wire::control::{AddressAssignment, ControlMessage};
 use crate::wire::outer::{self, MessageKind};
 
@@ -49,6 +49,8 @@ pub struct Client {
     probe_seq: u32,
     unanswered_probes: u32,
     path: PathStats,
+    alt_probe_seq: u32,
+    alt_path: PathStats,
     assignment: Option<AddressAssignment>,
     next_config_request: Option<Instant>,
     transmits: VecDeque<Transmit>,
@@ -57,6 +59,10 @@ pub struct Client {
     drops: DropCounters,
     handshakes: u64,
 }
+
+/// The top bit of an RTT probe's sequence number marks a probe of the alternate path
+/// ([`Client::probe_alternate_path`]); the main path's probes keep it clear.
+pub const ALTERNATE_PROBE_BIT: u32 = 1 << 31;
 
 impl core::fmt::Debug for Client {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -94,6 +100,8 @@ impl Client {
             probe_seq: 0,
             unanswered_probes: 0,
             path: PathStats::new(),
+            alt_probe_seq: 0,
+            alt_path: PathStats::new(),
             assignment: None,
             next_config_request: None,
             transmits: VecDeque::new(),
@@ -172,6 +180,7 @@ impl Client {
             self.next_config_request = Some(now + CONFIG_RETRY);
         }
         self.path.expire(now);
+        self.alt_path.expire(now);
         if self.next_probe.is_some_and(|t| now >= t) {
             if self.active(now) {
                 if self.unanswered_probes >= DEAD_SESSION_PROBES && self.pending.is_none() {
@@ -239,6 +248,60 @@ impl Client {
         result
     }
 
+    /// Whether a handshake initiation is waiting for its response.
+    pub fn is_handshaking(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Starts a fresh handshake at once, replacing any pending initiation, and queues the
+    /// initiation as a [`Transmit`]. For a shell that just opened another transport (a TLS or
+    /// QUIC fallback) and does not want to wait for the retry timer; a response to the
+    /// replaced initiation is then ignored.
+    pub fn initiate_now(&mut self, now: Instant) {
+        self.send_initiation(now);
+    }
+
+    /// Queues a keepalive now, if a session is up; returns whether one was queued. A shell
+    /// that moved to another transport sends one so that the gateway sees an authenticated
+    /// packet from the new address at once (its endpoint moves only on those).
+    pub fn keepalive_now(&mut self, now: Instant) -> bool {
+        if self.current.is_none() {
+            return false;
+        }
+        self.send_control(now, ControlMessage::Keepalive);
+        true
+    }
+
+    /// Seals an RTT probe for a second path and returns the datagram, without queueing it:
+    /// the shell sends it itself, e.g. over UDP while the session runs over a TLS fallback.
+    /// `None` when no session is up.
+    ///
+    /// These probes have their own sequence space (the top bit set) and statistics
+    /// ([`Client::alternate_path`]); they do not count towards the dead-session detection of
+    /// the main path, and they do not delay its keepalive (they may leave through another NAT
+    /// mapping than the one the keepalive keeps open). The gateway answers them like any
+    /// probe: it moves the client's endpoint to the address the probe came from (it
+    /// authenticated) and echoes there, so an echo that arrives proves the second path works
+    /// both ways.
+    pub fn probe_alternate_path(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let keys = self.current.as_mut()?;
+        self.alt_probe_seq = self.alt_probe_seq.wrapping_add(1) | ALTERNATE_PROBE_BIT;
+        let seq = self.alt_probe_seq;
+        let timestamp_us = now.saturating_duration_since(self.start).as_micros() as u64;
+        let message = ControlMessage::RttProbe { seq, timestamp_us };
+        let (mut buf, frame_len) = frame::control_buffer(&message);
+        let total = keys.seal(&mut buf, frame_len).ok()?;
+        buf.truncate(total);
+        self.alt_path.probe_sent(seq, now);
+        self.traffic.sent(total);
+        Some(buf)
+    }
+
+    /// RTT and loss of the probes sealed by [`Client::probe_alternate_path`].
+    pub fn alternate_path(&self) -> PathSnapshot {
+        self.alt_path.snapshot()
+    }
+
     /// A snapshot for status displays.
     pub fn status(&self, now: Instant) -> ClientStatus {
         ClientStatus {
@@ -302,6 +365,9 @@ impl Client {
 
     fn handle_control(&mut self, now: Instant, message: ControlMessage) {
         match message {
+            ControlMessage::RttEcho { seq, .. } if seq & ALTERNATE_PROBE_BIT != 0 => {
+                self.alt_path.echo_received(seq, now);
+            }
             ControlMessage::RttEcho { seq, .. } => {
                 self.path.echo_received(seq, now);
             }
@@ -331,7 +397,7 @@ impl Client {
     }
 
     fn send_probe(&mut self, now: Instant) {
-        self.probe_seq = self.probe_seq.wrapping_add(1);
+        self.probe_seq = self.probe_seq.wrapping_add(1) & !ALTERNATE_PROBE_BIT;
         self.unanswered_probes = self.unanswered_probes.saturating_add(1);
         let timestamp_us = now.saturating_duration_since(self.start).as_micros() as u64;
         self.path.probe_sent(self.probe_seq, now);

@@ -223,3 +223,102 @@ fn recovers_within_seconds_when_the_gateway_forgets_the_session() {
     assert_ne!(pair.client.status(pair.now).session_id, first);
     assert_eq!(pair.client.assignment(), Some(assignment(2)));
 }
+
+/// Sends `datagram` to the gateway as if from `from`, and returns what the gateway queued.
+fn gateway_answers(pair: &mut Pair, from: SocketAddr, datagram: &[u8]) -> Vec<Transmit> {
+    let mut buf = datagram.to_vec();
+    let _ = pair.gateway.handle_datagram(pair.now, from, &mut buf);
+    core::iter::from_fn(|| pair.gateway.poll_transmit()).collect()
+}
+
+#[test]
+fn alternate_path_probe_is_answered_on_its_path_and_measured_apart() {
+    let mut pair = Pair::new();
+    assert_eq!(pair.client.probe_alternate_path(pair.now), None);
+    pair.drive();
+    pair.advance(Duration::from_millis(10));
+    pair.drive();
+    let main_before = pair.client.status(pair.now).path;
+    // The session runs over a fallback whose address is `client_addr`; the probe goes out
+    // over UDP from another address.
+    let udp: SocketAddr = "198.18.1.2:50000".parse().unwrap();
+    let probe = pair.client.probe_alternate_path(pair.now).unwrap();
+    assert!(pair.client.poll_transmit().is_none(), "not queued");
+    pair.now += Duration::from_millis(7);
+    let echoes = gateway_answers(&mut pair, udp, &probe);
+    assert_eq!(echoes.len(), 1);
+    assert_eq!(
+        echoes[0].destination, udp,
+        "echoed where the probe came from"
+    );
+    let mut echo = echoes[0].contents.clone();
+    assert_eq!(
+        pair.client.handle_datagram(pair.now, udp, &mut echo),
+        Ok(Received::Nothing)
+    );
+    let alt = pair.client.alternate_path();
+    assert_eq!((alt.sent, alt.received), (1, 1));
+    assert_eq!(alt.last, Some(Duration::from_millis(7)));
+    assert_eq!(
+        pair.client.status(pair.now).path,
+        main_before,
+        "main path untouched"
+    );
+    // A replayed probe changes nothing at the gateway.
+    assert!(gateway_answers(&mut pair, udp, &probe).is_empty());
+    // Main-path probes keep the top bit clear, so the two never mix.
+    pair.client
+        .handle_timeout(pair.now + Duration::from_secs(1));
+    while let Some(t) = pair.client.poll_transmit() {
+        let mut buf = t.contents.clone();
+        let _ = pair
+            .gateway
+            .handle_datagram(pair.now, pair.client_addr, &mut buf);
+    }
+    assert_eq!(pair.client.alternate_path().sent, 1);
+}
+
+#[test]
+fn initiate_now_replaces_a_lost_initiation() {
+    let mut pair = Pair::new();
+    assert!(pair.client.is_handshaking());
+    let lost = pair.client.poll_transmit().unwrap();
+    pair.advance(Duration::from_millis(1000));
+    assert!(pair.client.poll_transmit().is_none(), "no retry before 5 s");
+    pair.client.initiate_now(pair.now);
+    let fresh = pair.client.poll_transmit().unwrap();
+    assert_ne!(lost.contents, fresh.contents);
+    let addr = pair.client_addr;
+    let answers = gateway_answers(&mut pair, addr, &fresh.contents);
+    let mut response = answers[0].contents.clone();
+    assert_eq!(
+        pair.client
+            .handle_datagram(pair.now, answers[0].destination, &mut response),
+        Ok(Received::Nothing)
+    );
+    assert!(pair.client.is_established() && !pair.client.is_handshaking());
+    // A late answer to the replaced initiation is ignored.
+    let late = gateway_answers(&mut pair, addr, &lost.contents);
+    for t in late {
+        let mut buf = t.contents.clone();
+        assert!(
+            pair.client
+                .handle_datagram(pair.now, t.destination, &mut buf)
+                .is_err()
+        );
+    }
+    assert_eq!(pair.client.status(pair.now).handshakes, 1);
+}
+
+#[test]
+fn keepalive_now_moves_the_gateway_endpoint() {
+    let mut pair = Pair::new();
+    assert!(!pair.client.keepalive_now(pair.now));
+    pair.drive();
+    let elsewhere: SocketAddr = "198.18.1.2:443".parse().unwrap();
+    assert!(pair.client.keepalive_now(pair.now));
+    let keepalive = pair.client.poll_transmit().unwrap();
+    assert!(gateway_answers(&mut pair, elsewhere, &keepalive.contents).is_empty());
+    let endpoint = pair.gateway.peers().next().unwrap().endpoint;
+    assert_eq!(endpoint, Some(elsewhere));
+}

@@ -82,8 +82,10 @@ impl Gateway {
         let Some(peer) = self.peer_mut(id) else {
             return Err(DropReason::UnknownKey);
         };
+        // The endpoint moves only with the first data message under the new keys: an
+        // initiation can be replayed (after a gateway restart forgot the last timestamp), a
+        // data message cannot.
         peer.last_timestamp = Some(timestamp);
-        peer.endpoint = Some(from);
         peer.last_handshake = Some(now);
         peer.handshakes += 1;
         let replaced = peer.next.replace(local_id);
