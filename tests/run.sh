@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "Debian packages the tests use"
+tests/install-deps.sh
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -26,6 +29,8 @@ fi
 echo "ok: none"
 
 step "cargo test --workspace (needs root for the namespace tests)"
+# Build every binary first, so that no end-to-end test has to build one while timing.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked
 
 step "fuzz: ${FUZZ_SECONDS:-20}s per target"

@@ -140,8 +140,9 @@ pub fn describe(config: &Config) -> String {
     } else {
         let _ = writeln!(
             out,
-            "  mode:        split tunnel, {} prefixes",
-            routes.prefixes.len()
+            "  mode:        split tunnel, {} prefix{}",
+            routes.prefixes.len(),
+            if routes.prefixes.len() == 1 { "" } else { "es" }
         );
         for p in &routes.prefixes {
             let _ = writeln!(out, "    {:<40} {}", p.prefix.to_string(), p.origin);
@@ -192,7 +193,7 @@ mod tests {
         let config = Config::parse(text, std::path::Path::new("c.toml")).unwrap();
         let shown = describe(&config);
         assert!(shown.starts_with("c.toml: valid\n"), "{shown}");
-        assert!(shown.contains("split tunnel, 1 prefixes"), "{shown}");
+        assert!(shown.contains("split tunnel, 1 prefix\n"), "{shown}");
         assert!(shown.contains("203.0.113.0/24"), "{shown}");
         assert!(shown.contains("c.toml:7"), "{shown}");
     }

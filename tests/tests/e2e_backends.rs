@@ -13,17 +13,13 @@
 //! frame the gateway emits, wrong keys and unknown sources ignored, failover to the twin within
 //! 3 s and failback after recovery, and a flood of junk protocol-47 packets changing nothing.
 
-mod e2e_client_support;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use e2e_client_support::{PORT, START, bin, secret, write_private};
 use grelay_tests::netns::gre_peer::GreFrame;
-use grelay_tests::netns::{
-    Capture, GrePeer, GrePeerOptions, Host, NatKind, Process, Scratch, World, wait_until,
-};
+use grelay_tests::netns::{Capture, GrePeer, GrePeerOptions, Host, NatKind, World, wait_until};
+use grelay_tests::scenario::{Placement, Scenario};
 
 const FARM_A: Ipv4Addr = Ipv4Addr::new(10, 50, 0, 1);
 const FARM_B: Ipv4Addr = Ipv4Addr::new(10, 60, 0, 1);
@@ -40,16 +36,12 @@ struct Farm {
 }
 
 impl Farm {
-    fn options(&self, gateway: &Host) -> GrePeerOptions {
-        let mut o = GrePeerOptions::new(
-            self.host.v4().into(),
-            gateway.v4().into(),
-            "gre0",
-            self.tun_addr,
-        )
-        .key(self.key)
-        .route("10.77.0.0/16")
-        .duration(Duration::from_secs(240));
+    fn options(&self, gateway: Ipv4Addr) -> GrePeerOptions {
+        let mut o =
+            GrePeerOptions::new(self.host.v4().into(), gateway.into(), "gre0", self.tun_addr)
+                .key(self.key)
+                .route("10.77.0.0/16")
+                .duration(Duration::from_secs(240));
         if self.sequence {
             o = o.seq();
         }
@@ -59,16 +51,16 @@ impl Farm {
         o
     }
 
-    fn start(&self, gateway: &Host, log: &Path) -> GrePeer {
+    fn start(&self, gateway: Ipv4Addr, log: &Path) -> GrePeer {
         GrePeer::start(self.host.ns(), self.options(gateway), log).expect("starting a GRE peer")
     }
 
-    fn backend_toml(&self, name: &str, gateway: &Host, prefix: &str, priority: u8) -> String {
+    fn backend_toml(&self, name: &str, gateway: Ipv4Addr, prefix: &str, priority: u8) -> String {
         format!(
             "[[backends]]\nname = \"{name}\"\nremote = \"{}\"\nlocal = \"{}\"\nkey = {}\n\
              sequence = {}\nchecksum = {}\npriority = {priority}\nprefixes = [\"{prefix}\"]\n",
             self.host.v4(),
-            gateway.v4(),
+            gateway,
             self.key,
             self.sequence,
             self.checksum
@@ -90,11 +82,10 @@ fn time_to_answer(laptop: &Host, dst: Ipv4Addr, limit: Duration) -> Option<Durat
 
 #[test]
 fn backends_by_prefix_with_failover_and_junk() {
-    let scratch = Scratch::new("e2e-backends").expect("scratch");
-    let mut world = World::new().expect("world");
-    let gateway = world.add_public_host("gateway").expect("gateway");
-    let mut nat = world.add_nat(NatKind::EndpointIndependent).expect("nat");
-    let laptop = nat.add_host("laptop").expect("laptop");
+    let mut s = Scenario::new("e2e-backends").expect("scenario");
+    let home = s.add_nat(NatKind::EndpointIndependent).expect("nat");
+    s.add_client("laptop", Placement::Nat(home))
+        .expect("laptop");
     let farm = |world: &mut World, role: &str, key, tun_addr, sequence, checksum| {
         let host = world.add_public_host(role).expect("farm host");
         host.ns().enable_forwarding().expect("forwarding");
@@ -106,58 +97,51 @@ fn backends_by_prefix_with_failover_and_junk() {
             checksum,
         }
     };
-    let a = farm(&mut world, "farm-a", 42, "10.50.0.1/16", true, true);
-    let a2 = farm(&mut world, "farm-a2", 44, "10.50.0.1/16", false, false);
-    let b = farm(&mut world, "farm-b", 43, "10.60.0.1/16", false, false);
-    let attacker = world.add_public_host("attacker").expect("attacker");
+    let a = farm(&mut s.world, "farm-a", 42, "10.50.0.1/16", true, true);
+    let a2 = farm(&mut s.world, "farm-a2", 44, "10.50.0.1/16", false, false);
+    let b = farm(&mut s.world, "farm-b", 43, "10.60.0.1/16", false, false);
+    let attacker = s.world.add_public_host("attacker").expect("attacker");
 
     // Gateway with three back ends, client routing both farm prefixes into the tunnel.
-    write_private(&scratch.file("gw.key"), &secret(1).to_base64());
-    write_private(&scratch.file("client.key"), &secret(2).to_base64());
-    let gw_toml = format!(
-        "listen = \"0.0.0.0:{PORT}\"\nprivate_key_file = \"gw.key\"\nstate_file = \"state.json\"\n\
-         [tunnel]\ninterface = \"grelay-gw\"\nipv6_pool = \"\"\n[egress]\nmode = \"none\"\n\
-         [[clients]]\nname = \"laptop\"\npublic_key = \"{}\"\n{}{}{}",
-        secret(2).public_key(),
-        a.backend_toml("farm-a", &gateway, "10.50.0.0/16", 10),
-        a2.backend_toml("farm-a2", &gateway, "10.50.0.0/16", 20),
-        b.backend_toml("farm-b", &gateway, "10.60.0.0/16", 10),
+    let gateway = s.gateway.host().v4();
+    let config = s.gateway.config_mut();
+    config.egress = "none".into();
+    config.extra = format!(
+        "{}{}{}",
+        a.backend_toml("farm-a", gateway, "10.50.0.0/16", 10),
+        a2.backend_toml("farm-a2", gateway, "10.50.0.0/16", 20),
+        b.backend_toml("farm-b", gateway, "10.60.0.0/16", 10),
     );
-    std::fs::write(scratch.file("gateway.toml"), gw_toml).expect("gateway config");
-    let client_toml = format!(
-        "[interface]\nname = \"grelay0\"\nprivate_key_file = \"client.key\"\n\
-         [gateway]\nendpoint = \"{}:{PORT}\"\npublic_key = \"{}\"\n\
-         [routes]\nprefixes = [\"10.50.0.0/16\", \"10.60.0.0/16\"]\n",
-        gateway.v4(),
-        secret(1).public_key()
-    );
-    std::fs::write(scratch.file("client.toml"), client_toml).expect("client config");
+    let laptop_config = s.client_mut("laptop").config_mut();
+    laptop_config.prefixes = vec!["10.50.0.0/16".into(), "10.60.0.0/16".into()];
+    let dir = s.scratch.path().to_path_buf();
 
-    let peer_a = a.start(&gateway, &scratch.file("farm-a.log"));
-    let peer_a2 = a2.start(&gateway, &scratch.file("farm-a2.log"));
-    let peer_b = b.start(&gateway, &scratch.file("farm-b.log"));
+    let peer_a = a.start(gateway, &dir.join("farm-a.log"));
+    let peer_a2 = a2.start(gateway, &dir.join("farm-a2.log"));
+    let peer_b = b.start(gateway, &dir.join("farm-b.log"));
     let capture = Capture::start(
-        gateway.ns(),
-        gateway.iface(),
+        s.gateway.ns(),
+        s.gateway.host().iface(),
         "ip proto 47",
-        scratch.file("gre.pcap"),
+        dir.join("gre.pcap"),
     )
     .expect("capture");
-    let gw = spawn_gateway(&gateway, &scratch);
-    let _client = spawn_client(&laptop, &scratch);
+    s.start_all().expect("gateway and laptop up");
+    let laptop = s.client("laptop").host();
+    let gw = &s.gateway;
 
     // 1. Selection by prefix, and by priority among twins.
     assert!(
-        time_to_answer(&laptop, FARM_A, Duration::from_secs(5)).is_some(),
+        time_to_answer(laptop, FARM_A, Duration::from_secs(5)).is_some(),
         "farm-a: {}",
         gw.log()
     );
     assert!(
-        time_to_answer(&laptop, FARM_B, Duration::from_secs(5)).is_some(),
+        time_to_answer(laptop, FARM_B, Duration::from_secs(5)).is_some(),
         "farm-b: {}",
         gw.log()
     );
-    let tcp = transfer(&laptop, FARM_A, &a.host, &scratch);
+    let tcp = transfer(laptop, FARM_A, &a.host, &dir);
     assert!(tcp, "TCP through farm-a");
     assert!(carried_data(&peer_a), "farm-a carried no data");
     assert!(carried_data(&peer_b), "farm-b carried no data");
@@ -167,12 +151,12 @@ fn backends_by_prefix_with_failover_and_junk() {
     );
 
     // 2. Wrong key and unknown source: ignored (the client never sees the echo request).
-    let client_seen = Capture::start(laptop.ns(), "grelay0", "icmp", scratch.file("laptop.pcap"))
-        .expect("capture");
+    let client_seen =
+        Capture::start(laptop.ns(), "grelay0", "icmp", dir.join("laptop.pcap")).expect("capture");
     let forged = |from: &Host, key: u32| {
         GreFrame::ping(
             from.v4().into(),
-            gateway.v4().into(),
+            gateway.into(),
             FARM_A.into(),
             CLIENT.into(),
         )
@@ -197,7 +181,7 @@ fn backends_by_prefix_with_failover_and_junk() {
     // 3. Failover: farm-a goes dark, farm-a2 takes its prefix within 3 s; then failback.
     let dark = Instant::now();
     drop(peer_a);
-    let took = time_to_answer(&laptop, FARM_A, SWITCH_LIMIT + Duration::from_secs(2))
+    let took = time_to_answer(laptop, FARM_A, SWITCH_LIMIT + Duration::from_secs(2))
         .map(|_| dark.elapsed())
         .expect("no failover");
     println!("failover to farm-a2 took {took:?}");
@@ -206,7 +190,7 @@ fn backends_by_prefix_with_failover_and_junk() {
         carried_data(&peer_a2),
         "farm-a2 carried nothing after the failover"
     );
-    let peer_a = a.start(&gateway, &scratch.file("farm-a-again.log"));
+    let peer_a = a.start(gateway, &dir.join("farm-a-again.log"));
     let back = Instant::now();
     let failed_back = wait_until(SWITCH_LIMIT + Duration::from_secs(2), || {
         let _ = laptop.ns().ping(FARM_A.into(), Duration::from_millis(300));
@@ -221,15 +205,15 @@ fn backends_by_prefix_with_failover_and_junk() {
     );
 
     // 4. A flood of junk protocol-47 packets changes nothing for the running session.
-    flood_junk_gre(&attacker, gateway.v4().into(), 2000);
-    flood_junk_gre(&a.host, gateway.v4().into(), 500);
+    flood_junk_gre(&attacker, gateway.into(), 2000);
+    flood_junk_gre(&a.host, gateway.into(), 500);
     assert!(gw.is_running(), "gateway died under junk GRE: {}", gw.log());
     assert!(
-        time_to_answer(&laptop, FARM_B, Duration::from_secs(3)).is_some(),
+        time_to_answer(laptop, FARM_B, Duration::from_secs(3)).is_some(),
         "after the flood"
     );
     assert!(
-        time_to_answer(&laptop, FARM_A, Duration::from_secs(3)).is_some(),
+        time_to_answer(laptop, FARM_A, Duration::from_secs(3)).is_some(),
         "after the flood"
     );
 
@@ -250,7 +234,7 @@ fn backends_by_prefix_with_failover_and_junk() {
         .expect("fields");
     // Fields of nested headers (a keepalive's inner GRE) come comma-joined: the outer first.
     let first = |f: &str| f.split(',').next().unwrap_or("").to_owned();
-    let gateway_ip = gateway.v4().to_string();
+    let gateway_ip = gateway.to_string();
     let ours: Vec<_> = rows.iter().filter(|r| first(&r[0]) == gateway_ip).collect();
     assert!(
         ours.len() > 10,
@@ -293,48 +277,9 @@ fn carried_data(peer: &GrePeer) -> bool {
     peer.stats().is_ok_and(|s| s.rx_bytes > s.rx * PROBE_BYTES)
 }
 
-fn spawn_gateway(gateway: &Host, scratch: &Scratch) -> Process {
-    let config = scratch.file("gateway.toml").to_string_lossy().into_owned();
-    let p = gateway
-        .ns()
-        .spawn(
-            &[&bin("grelay-gateway"), "run", "--config", &config],
-            scratch.file("gateway.log"),
-        )
-        .expect("spawning the gateway");
-    assert!(
-        wait_until(START, || p.log().contains("listening on udp")
-            || !p.is_running())
-            && p.is_running(),
-        "gateway did not start: {}",
-        p.log()
-    );
-    p
-}
-
-fn spawn_client(laptop: &Host, scratch: &Scratch) -> Process {
-    let config = scratch.file("client.toml").to_string_lossy().into_owned();
-    let run_dir = scratch.file("run").to_string_lossy().into_owned();
-    let p = laptop
-        .ns()
-        .spawn(
-            &[&bin("grelay"), "--run-dir", &run_dir, "up", &config],
-            scratch.file("client.log"),
-        )
-        .expect("spawning the client");
-    assert!(
-        wait_until(START, || p.log().contains("configured grelay0")
-            || !p.is_running())
-            && p.is_running(),
-        "client did not come up: {}",
-        p.log()
-    );
-    p
-}
-
 /// Sends 256 KiB from the laptop to a TCP sink on `server` (at `dst`, its GRE-side address) and
 /// checks the byte count the sink saw.
-fn transfer(laptop: &Host, dst: Ipv4Addr, server: &Host, scratch: &Scratch) -> bool {
+fn transfer(laptop: &Host, dst: Ipv4Addr, server: &Host, dir: &Path) -> bool {
     const BYTES: usize = 256 * 1024;
     let sink = server
         .ns()
@@ -344,7 +289,7 @@ fn transfer(laptop: &Host, dst: Ipv4Addr, server: &Host, scratch: &Scratch) -> b
                  s.bind(('{dst}',7001))\ns.listen(1)\ns.settimeout(20)\nc,_=s.accept()\nc.settimeout(20)\n\
                  n=0\nwhile True:\n  d=c.recv(65536)\n  if not d: break\n  n+=len(d)\nprint('received',n,flush=True)\n"
             )],
-            scratch.file("sink.log"),
+            dir.join("sink.log"),
         )
         .expect("sink");
     std::thread::sleep(Duration::from_millis(300));

@@ -334,6 +334,7 @@ def idle():
     alive = 0
     for s in socks:
         try:
+            s.getpeername()  # not connected (still in SYN-SENT, or reset): not held open
             s.setblocking(True)
             s.settimeout(0.01)
             data = s.recv(1)
@@ -462,8 +463,14 @@ fn abuse_of_the_tls_port_does_not_disturb_clients() {
     let during =
         PingSeries::start(node.ns(), game, 160, Duration::from_millis(50), &during_log).unwrap();
     let mut rss_peak = rss_before;
+    let mut held_peak = 0;
+    let held = |ns: &grelay_tests::netns::Namespace| {
+        ns.run(&["ss", "-Htn", "state", "established", "( sport = :443 )"])
+            .map_or(0, |out| out.lines().count())
+    };
     let sampled = wait_until(Duration::from_secs(30), || {
         rss_peak = rss_peak.max(rss_kib(gw_pid));
+        held_peak = held_peak.max(held(s.gateway.ns()));
         !attack.is_running() && !flood.is_running()
     });
     let during = during.finish().unwrap();
@@ -493,6 +500,17 @@ fn abuse_of_the_tls_port_does_not_disturb_clients() {
         json.extend(part);
     }
     let json = serde_json::Value::Object(json);
+    // The gateway held at most its per-source cap of the flood plus the 15 TLS tricks, and
+    // none of them once the handshake limit passed.
+    println!("fallback connections held by the gateway: at most {held_peak}");
+    assert!(
+        held_peak <= 32 + 15,
+        "the gateway held {held_peak} connections"
+    );
+    assert!(
+        wait_until(Duration::from_secs(6), || held(s.gateway.ns()) == 0),
+        "connections still open at the gateway"
+    );
     assert!(
         json["idle_alive_after_7s"][0]
             .as_u64()

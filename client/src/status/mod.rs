@@ -283,7 +283,11 @@ pub fn render(r: &StatusReport) -> String {
         .collect();
     let mode = match r.mode.as_str() {
         "full" => "full tunnel (leak protection on)".to_owned(),
-        _ => format!("split tunnel, {} prefixes", r.routed_prefixes),
+        _ => format!(
+            "split tunnel, {} prefix{}",
+            r.routed_prefixes,
+            if r.routed_prefixes == 1 { "" } else { "es" }
+        ),
     };
     line("state:", r.state.clone());
     line("gateway:", format!("{} ({})", r.gateway, r.transport));
