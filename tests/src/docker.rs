@@ -567,20 +567,6 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// Polls `cond` every 100 ms until it holds (`true`) or `timeout` passes (`false`).
-pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

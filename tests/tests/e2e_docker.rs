@@ -51,8 +51,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use grelay_proto::crypto::keys::{PublicKey, StaticSecret};
 use grelay_proto::tunnel::client::{Client, ClientConfig};
-use grelay_tests::docker::{self, Docker, docker, in_netns, inspect, wait_for};
+use grelay_tests::docker::{self, Docker, docker, in_netns, inspect};
 use grelay_tests::netns::Scratch;
+use grelay_tests::netns::wait_until;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -291,7 +292,7 @@ impl Player {
     /// The first answer at or after `since`, waiting up to `timeout` for it.
     fn answered_after(&self, since: Instant, timeout: Duration) -> Option<Instant> {
         let mut found = None;
-        wait_for(timeout, || {
+        wait_until(timeout, || {
             found = self
                 .answers
                 .lock()
@@ -499,7 +500,7 @@ fn gateway_image_and_compose_stack_end_to_end() -> TestResult {
     assert!(!gw.is_empty(), "compose started no gateway");
     let health = || inspect(&gw, "{{.State.Health.Status}}").unwrap_or_default();
     assert!(
-        wait_for(Duration::from_secs(30), || health() == "healthy"),
+        wait_until(Duration::from_secs(30), || health() == "healthy"),
         "not healthy ({}): {}",
         health(),
         logs(&gw)
@@ -615,7 +616,7 @@ fn gateway_image_and_compose_stack_end_to_end() -> TestResult {
         (&bob, "10.77.0.3/16", &clients[1]),
     ] {
         assert!(
-            wait_for(Duration::from_secs(20), || tunnel_addresses(container)
+            wait_until(Duration::from_secs(20), || tunnel_addresses(container)
                 .contains(address)),
             "{container}: no {address}: {}\ngateway: {}",
             client.log(),
@@ -679,7 +680,7 @@ fn gateway_image_and_compose_stack_end_to_end() -> TestResult {
         endpoint,
     )?;
     let series = |name: &str, reason: &str| format!("grelay_gateway_{name}{{reason=\"{reason}\"}}");
-    let dropped = wait_for(Duration::from_secs(5), || {
+    let dropped = wait_until(Duration::from_secs(5), || {
         let m = scrape(metrics_addr);
         docker::sample(&m, &series("drops_total", "malformed")) == Some(5.0)
             && docker::sample(&m, &series("handshakes_rejected_total", "bad_mac")) == Some(1.0)
@@ -744,7 +745,7 @@ fn gateway_image_and_compose_stack_end_to_end() -> TestResult {
     )?;
     docker(&["kill", "-s", "HUP", &gw])?;
     assert!(
-        wait_for(Duration::from_secs(10), || logs(&gw)
+        wait_until(Duration::from_secs(10), || logs(&gw)
             .contains("client carol added: 10.77.0.4/16")),
         "no reload: {}",
         logs(&gw)
@@ -789,7 +790,7 @@ fn gateway_image_and_compose_stack_end_to_end() -> TestResult {
 
     // --- docker kill -s KILL: the state file survives, addresses stay. ----------------------
     docker(&["kill", "-s", "KILL", &gw])?;
-    wait_for(Duration::from_secs(10), || {
+    wait_until(Duration::from_secs(10), || {
         inspect(&gw, "{{.State.Running}}").is_ok_and(|r| r == "false")
             || inspect(&gw, "{{.RestartCount}}").is_ok_and(|c| c != "0")
     });
@@ -798,7 +799,7 @@ fn gateway_image_and_compose_stack_end_to_end() -> TestResult {
         docker(&["start", &gw])?;
     }
     assert!(
-        wait_for(Duration::from_secs(30), || health() == "healthy"),
+        wait_until(Duration::from_secs(30), || health() == "healthy"),
         "not healthy after the kill: {}",
         logs(&gw)
     );
@@ -859,7 +860,7 @@ fn gateway_image_and_compose_stack_end_to_end() -> TestResult {
         ],
     )?;
     let started = Instant::now();
-    let unhealthy = wait_for(Duration::from_secs(30), || {
+    let unhealthy = wait_until(Duration::from_secs(30), || {
         inspect(&unbound, "{{.State.Health.Status}}").is_ok_and(|s| s == "unhealthy")
     });
     assert!(unhealthy, "not unhealthy: {}", logs(&unbound));

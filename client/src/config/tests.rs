@@ -163,7 +163,7 @@ fn every_problem_is_reported_with_its_line_and_fix() {
     let err = parse(&text).unwrap_err();
     let shown = messages(&err);
     let expect = [
-        (2, "interface name \"bad name\" is not usable"),
+        (2, "\"bad name\" is not a usable interface name"),
         (8, "private_key is not a valid private key"),
         (3, "mtu = 100 is out of range: use 1280–9000"),
         (4, "dns server \"ten\" is not an IP address"),

@@ -16,9 +16,6 @@ use crate::cipher::CipherChoice;
 pub const MIN_MTU: u16 = 1280;
 /// Largest TUN MTU accepted: a jumbo frame.
 pub const MAX_MTU: u16 = 9000;
-/// Longest interface name Linux accepts.
-const MAX_NAME_LEN: usize = 15;
-
 /// Where the gateway listens, as written: an address, or a host name resolved at `up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -90,31 +87,12 @@ impl Endpoint {
     }
 }
 
-/// Checks an interface name (also used in nftables table names and socket paths).
-pub fn check_interface_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "interface name \"{name}\" is not usable: use 1–{MAX_NAME_LEN} letters, digits, '-', \
-             '_' or '.'"
-        ))
-    }
-}
-
 /// Checks `[interface]`; `None` when a required part is missing or wrong (problems recorded).
 pub(super) fn interface(check: &mut Checker<'_>, raw: Spanned<RawInterface>) -> Option<Interface> {
     let section = raw.span();
     let raw = raw.into_inner();
     let name = match raw.name {
-        Some(name) => match check_interface_name(name.get_ref()) {
+        Some(name) => match grelay_io::tun::check_name(name.get_ref()) {
             Ok(()) => name.into_inner(),
             Err(message) => {
                 check.problem(name.span(), message);

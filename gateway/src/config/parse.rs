@@ -194,7 +194,8 @@ pub(super) fn parse(path: &Path, text: &str, options: &LoadOptions) -> Result<Co
     let interface = match &t.interface {
         None => DEFAULT_INTERFACE.to_owned(),
         Some(i) => {
-            check_ifname(i.get_ref()).map_err(|m| src.at(i, format!("interface {m}")))?;
+            grelay_io::tun::check_name(i.get_ref())
+                .map_err(|e| src.at(i, format!("interface {e}")))?;
             i.get_ref().clone()
         }
     };
@@ -253,7 +254,8 @@ pub(super) fn parse(path: &Path, text: &str, options: &LoadOptions) -> Result<Co
     let out_interface = match &raw.egress.out_interface {
         None => None,
         Some(o) => {
-            check_ifname(o.get_ref()).map_err(|m| src.at(o, format!("out_interface {m}")))?;
+            grelay_io::tun::check_name(o.get_ref())
+                .map_err(|e| src.at(o, format!("out_interface {e}")))?;
             if *o.get_ref() == interface {
                 return Err(src.at(o, "out_interface is the tunnel interface itself"));
             }
@@ -380,21 +382,6 @@ fn parse_listen(s: &str) -> Option<SocketAddr> {
             .ok()
             .map(|ip| SocketAddr::new(ip, DEFAULT_PORT))
     })
-}
-
-fn check_ifname(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 15
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a valid interface name: use 1 to 15 letters, digits, '-', '_' or '.'"
-        ))
-    }
 }
 
 fn parse_pool(

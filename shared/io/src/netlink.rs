@@ -189,7 +189,7 @@ impl Netlink {
 
     /// The index of interface `name`; [`Error::NoSuchInterface`] if there is none.
     pub async fn link_index(&self, name: &str) -> Result<u32> {
-        crate::tun::check_name(name)?;
+        crate::tun::check_name(name).map_err(crate::Error::Invalid)?;
         let mut links = self
             .handle
             .link()
