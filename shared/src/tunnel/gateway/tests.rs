@@ -250,12 +250,20 @@ fn a_replayed_initiation_after_a_restart_does_not_move_the_endpoint() {
     let mut pair = Pair::new();
     let init = pair.client.poll_transmit().unwrap().contents;
     let mut first = init.clone();
-    pair.gateway.handle_datagram(pair.now, pair.client_addr, &mut first).unwrap();
+    pair.gateway
+        .handle_datagram(pair.now, pair.client_addr, &mut first)
+        .unwrap();
     let mut response = pair.gateway.poll_transmit().unwrap().contents;
-    pair.client.handle_datagram(pair.now, pair.client_addr, &mut response).unwrap();
+    pair.client
+        .handle_datagram(pair.now, pair.client_addr, &mut response)
+        .unwrap();
     pair.drive();
     // The gateway restarts (forgetting timestamps); the client re-handshakes and works.
-    pair.gateway = Gateway::new(GatewayConfig::new(StaticSecret::from_bytes([1; 32])), pair.now, [9; 32]);
+    pair.gateway = Gateway::new(
+        GatewayConfig::new(StaticSecret::from_bytes([1; 32])),
+        pair.now,
+        [9; 32],
+    );
     pair.peer = pair.gateway.add_peer(PeerConfig {
         public_key: StaticSecret::from_bytes([2; 32]).public_key(),
         psk: None,
@@ -265,7 +273,11 @@ fn a_replayed_initiation_after_a_restart_does_not_move_the_endpoint() {
     let mut replay = init;
     let attacker: SocketAddr = "198.18.66.6:6666".parse().unwrap();
     // The old initiation is accepted (nothing remembers it) but moves nothing.
-    assert_eq!(pair.gateway.handle_datagram(pair.now, attacker, &mut replay), Ok(Received::Nothing));
+    assert_eq!(
+        pair.gateway
+            .handle_datagram(pair.now, attacker, &mut replay),
+        Ok(Received::Nothing)
+    );
     let answer = pair.gateway.poll_transmit().unwrap();
     assert_eq!(answer.destination, attacker);
     assert!(answer.contents.len() < 148, "no amplification");
