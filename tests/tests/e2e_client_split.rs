@@ -88,7 +88,7 @@ fn split_tunnel_carries_game_traffic_and_goes_down_cleanly() {
         "interface: grelay0",
         "state:          connected",
         "gateway:        198.18.1.2:4747 (udp)",
-        "mode:           split tunnel, 1 prefixes",
+        "mode:           split tunnel, 1 prefix\n",
         "address:        10.77.0.",
         "handshake:      ",
         "(1 completed)",
