@@ -38,7 +38,7 @@ use grelay_tests::scenario::{
 /// Bytes per TCP transfer.
 const TRANSFER: u64 = 2 << 20;
 /// How long a client may take to be back after the gateway restarted (its dead-session
-/// detection needs four unanswered one-second probes, then one handshake).
+/// detection needs three unanswered one-second probes, then one handshake).
 const RECOVERY: Duration = Duration::from_secs(20);
 
 /// Builds the twenty clients; returns the scenario, nothing started.

@@ -4,7 +4,7 @@
 //!   address; the flow carries on with the same session (no handshake), losing at most what
 //!   was in flight plus what was sent while the NAT had no address.
 //! - **Gateway restart**: SIGTERM and start again with the same address book; every client
-//!   notices (four unanswered one-second RTT probes while traffic flows), handshakes again
+//!   notices (three unanswered one-second RTT probes while traffic flows), handshakes again
 //!   and keeps its addresses. The recovery time is measured and printed.
 //! - **Abuse at the gateway's port** while clients work: garbage, truncated datagrams, a
 //!   random flood, replays of real clients' datagrams (from the attacker's address and with a
