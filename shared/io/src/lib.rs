@@ -21,6 +21,9 @@ pub mod netlink;
 pub mod tun;
 pub mod udp;
 
+#[cfg(test)]
+mod test_netns;
+
 use std::path::PathBuf;
 
 /// Everything that can fail in this crate.

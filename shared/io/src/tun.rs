@@ -176,47 +176,33 @@ mod tests {
     /// of its own), routes a UDP datagram into it and reads it back as an IP packet.
     #[test]
     fn packets_sent_to_the_tun_prefix_are_read() {
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root");
-            return;
-        }
-        std::thread::spawn(|| {
-            // SAFETY: no memory-safety preconditions; affects only this thread.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let tun = Tun::open("grtest0", 1400).unwrap();
-                assert_eq!((tun.name(), tun.mtu()), ("grtest0", 1400));
-                let nl = crate::netlink::Netlink::new().unwrap();
-                assert_eq!(nl.link_index("grtest0").await.unwrap(), tun.index());
-                nl.add_address(tun.index(), "10.9.0.1".parse().unwrap(), 24)
-                    .await
-                    .unwrap();
-                let sock = std::net::UdpSocket::bind("10.9.0.1:0").unwrap();
-                sock.send_to(b"ping", "10.9.0.2:9").unwrap();
-                let mut buf = [0u8; 2000];
-                let n = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                    loop {
-                        let n = tun.recv(&mut buf).await.unwrap();
-                        // Skip IPv6 router solicitations and the like.
-                        if buf[0] >> 4 == 4 {
-                            return n;
-                        }
-                    }
-                })
+        crate::test_netns::in_private_netns(|| async {
+            let tun = Tun::open("grtest0", 1400).unwrap();
+            assert_eq!((tun.name(), tun.mtu()), ("grtest0", 1400));
+            let nl = crate::netlink::Netlink::new().unwrap();
+            assert_eq!(nl.link_index("grtest0").await.unwrap(), tun.index());
+            nl.add_address(tun.index(), "10.9.0.1".parse().unwrap(), 24)
                 .await
-                .expect("a packet within 5 s");
-                assert_eq!(n, 20 + 8 + 4);
-                assert_eq!(&buf[16..20], &[10, 9, 0, 2]);
-                assert_eq!(&buf[28..n], b"ping");
-                // Writing it back in is accepted (the kernel drops it: not for us).
-                assert_eq!(tun.send(&buf[..n]).await.unwrap(), n);
-            });
-        })
-        .join()
-        .unwrap();
+                .unwrap();
+            let sock = std::net::UdpSocket::bind("10.9.0.1:0").unwrap();
+            sock.send_to(b"ping", "10.9.0.2:9").unwrap();
+            let mut buf = [0u8; 2000];
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                loop {
+                    let n = tun.recv(&mut buf).await.unwrap();
+                    // Skip IPv6 router solicitations and the like.
+                    if buf[0] >> 4 == 4 {
+                        return n;
+                    }
+                }
+            })
+            .await
+            .expect("a packet within 5 s");
+            assert_eq!(n, 20 + 8 + 4);
+            assert_eq!(&buf[16..20], &[10, 9, 0, 2]);
+            assert_eq!(&buf[28..n], b"ping");
+            // Writing it back in is accepted (the kernel drops it: not for us).
+            assert_eq!(tun.send(&buf[..n]).await.unwrap(), n);
+        });
     }
 }

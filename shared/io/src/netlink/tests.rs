@@ -55,57 +55,42 @@ fn rule_messages() {
 /// own interfaces are untouched.
 #[test]
 fn loopback_index_and_address_round_trip_in_a_private_namespace() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    // A thread of its own: unshare(CLONE_NEWNET) changes the calling thread only.
-    std::thread::spawn(|| {
-        // SAFETY: no memory-safety preconditions; affects only this thread.
-        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let nl = Netlink::new().unwrap();
-            let lo = nl.link_index("lo").await.unwrap();
-            assert!(matches!(
-                nl.link_index("nope0").await,
-                Err(Error::NoSuchInterface(_))
-            ));
-            nl.set_link_up(lo).await.unwrap();
-            let a: IpAddr = "10.55.0.1".parse().unwrap();
-            nl.add_address(lo, a, 24).await.unwrap();
-            assert!(
-                nl.add_address(lo, a, 24)
-                    .await
-                    .unwrap_err()
-                    .is_already_exists()
-            );
-            let r = Route::to(prefix("10.66.0.0/16")).dev(lo).metric(5);
-            nl.add_route(&r).await.unwrap();
-            assert!(nl.add_route(&r).await.unwrap_err().is_already_exists());
-            nl.del_route(&r).await.unwrap();
-            assert!(nl.del_route(&r).await.unwrap_err().is_not_found());
-            let r6 = Route::to(prefix("fd66::/64")).dev(lo).table(100);
-            nl.add_route(&r6).await.unwrap();
-            nl.del_route(&r6).await.unwrap();
-            let rule = Rule {
-                ipv6: false,
-                priority: Some(1234),
-                fwmark: Some(7),
-                destination: None,
-                invert: true,
-                suppress_prefix_len: None,
-                table: 100,
-            };
-            nl.add_rule(&rule).await.unwrap();
-            nl.del_rule(&rule).await.unwrap();
-            nl.del_address(lo, a, 24).await.unwrap();
-            assert!(nl.del_address(lo, a, 24).await.unwrap_err().is_not_found());
-        });
-    })
-    .join()
-    .unwrap();
+    crate::test_netns::in_private_netns(|| async {
+        let nl = Netlink::new().unwrap();
+        let lo = nl.link_index("lo").await.unwrap();
+        assert!(matches!(
+            nl.link_index("nope0").await,
+            Err(Error::NoSuchInterface(_))
+        ));
+        nl.set_link_up(lo).await.unwrap();
+        let a: IpAddr = "10.55.0.1".parse().unwrap();
+        nl.add_address(lo, a, 24).await.unwrap();
+        assert!(
+            nl.add_address(lo, a, 24)
+                .await
+                .unwrap_err()
+                .is_already_exists()
+        );
+        let r = Route::to(prefix("10.66.0.0/16")).dev(lo).metric(5);
+        nl.add_route(&r).await.unwrap();
+        assert!(nl.add_route(&r).await.unwrap_err().is_already_exists());
+        nl.del_route(&r).await.unwrap();
+        assert!(nl.del_route(&r).await.unwrap_err().is_not_found());
+        let r6 = Route::to(prefix("fd66::/64")).dev(lo).table(100);
+        nl.add_route(&r6).await.unwrap();
+        nl.del_route(&r6).await.unwrap();
+        let rule = Rule {
+            ipv6: false,
+            priority: Some(1234),
+            fwmark: Some(7),
+            destination: None,
+            invert: true,
+            suppress_prefix_len: None,
+            table: 100,
+        };
+        nl.add_rule(&rule).await.unwrap();
+        nl.del_rule(&rule).await.unwrap();
+        nl.del_address(lo, a, 24).await.unwrap();
+        assert!(nl.del_address(lo, a, 24).await.unwrap_err().is_not_found());
+    });
 }
