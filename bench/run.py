@@ -29,6 +29,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 
 from gbench import gwtests, measure, net, report, systems, util  # noqa: E402
 
@@ -62,6 +63,10 @@ def parse_args():
     ap.add_argument("--session-rate", type=int, default=800,
                     help="handshakes/s while bringing them up (default 800: under the "
                     "gateway's 1000/s cookie threshold)")
+    ap.add_argument("--sessions-idle", choices=["silent", "protocol"], default="silent",
+                    help="silent (default): a load-generator session sends nothing once it has "
+                    "its addresses; protocol: its state machine runs as a real client's "
+                    "(RTT probes every second for 30 s after the handshake, keepalives)")
     ap.add_argument("--flood-seconds", type=int, help="handshake flood (default 5, quick 3)")
     ap.add_argument("--flood-rate", type=int, default=0, help="initiations/s, 0 = max (default)")
     ap.add_argument("--flood-sources", type=int, default=16,

@@ -43,8 +43,22 @@ def metrics(ns):
 
 
 def metric_delta(before, after, prefix):
-    return {k[len(prefix):] or "total": after[k] - before.get(k, 0)
-            for k in after if k.startswith(prefix) and after[k] - before.get(k, 0)}
+    """Changes of the metrics named `prefix`, by label value ("total" without labels)."""
+    out = {}
+    for k in after:
+        if k.startswith(prefix) and after[k] - before.get(k, 0):
+            label = k[len(prefix):].strip("{}")
+            out[label.split("=", 1)[-1].strip('"') if label else "total"] = after[k] - before.get(k, 0)
+    return out
+
+
+def udp_snmp(ns):
+    """The namespace's UDP counters (/proc/net/snmp is per namespace)."""
+    text = util.ns_run(ns, ["cat", "/proc/net/snmp"], check=False).stdout
+    rows = [line.split()[1:] for line in text.splitlines() if line.startswith("Udp:")]
+    if len(rows) < 2:
+        return {}
+    return {k: int(v) for k, v in zip(rows[0], rows[1])}
 
 
 def read_json_line(proc, want, timeout):
@@ -78,6 +92,7 @@ def mib(kib):
 
 def run(ctx, index, opts):
     res = {"params": {"sessions": opts.sessions, "session_rate": opts.session_rate,
+                      "sessions_idle": opts.sessions_idle,
                       "flood_seconds": opts.flood_seconds, "flood_sources": opts.flood_sources,
                       "flood_rate": opts.flood_rate}}
     loadgen = ctx.bins["loadgen"]
@@ -137,7 +152,8 @@ def run(ctx, index, opts):
             loadgen, "sessions", "--gateway", f"{net.LOADGEN_GW_IP}:4747", "--gateway-key",
             keys["gateway_pub"], "--count", str(opts.sessions), "--seed", "1", "--rate",
             str(opts.session_rate), "--hold", str(int(hold)), "--timeout", str(int(timeout)),
-            "--bind", net.LOADGEN_IP], os.path.join(d, "loadgen-sessions.log"), stdout_pipe=True)
+            "--bind", net.LOADGEN_IP, "--idle", opts.sessions_idle],
+            os.path.join(d, "loadgen-sessions.log"), stdout_pipe=True)
         procs.append(sess)
         ready = read_json_line(sess, "ready", timeout + 15)
         res["sessions"] = ready or {"error": "no ready line: " + sess.log_text(tail=5)}
@@ -153,6 +169,7 @@ def run(ctx, index, opts):
         util.log(f"gateway: handshake flood for {opts.flood_seconds}s from "
                  f"{len(sources)} sources")
         cpu0 = gw.cpu()
+        snmp0 = udp_snmp(pair.gateway)
         t0 = time.monotonic()
         flood = util.Proc("loadgen-flood", pair.loadgen, [
             loadgen, "flood", "--gateway", f"{net.LOADGEN_GW_IP}:4747", "--gateway-key",
@@ -165,6 +182,7 @@ def run(ctx, index, opts):
         res["rtt_during_flood"] = strip(measure.ping(pair, "10.77.0.1", n))
         fl = read_json_line(flood, None, opts.flood_seconds + 20)
         cpu1, t1 = gw.cpu(), time.monotonic()
+        snmp1 = udp_snmp(pair.gateway)
         m2 = metrics(pair.gateway)
         res["flood"] = fl or {"error": flood.log_text(tail=5)}
         res["flood"]["gateway_cpu_percent"] = (
@@ -174,6 +192,8 @@ def run(ctx, index, opts):
             "rejected": metric_delta(m1, m2, "grelay_gateway_handshakes_rejected_total"),
             "udp_rx": metric_delta(m1, m2, 'grelay_gateway_udp_datagrams_total{direction="rx"}'),
         }
+        res["flood"]["kernel_udp"] = {k: snmp1[k] - snmp0.get(k, 0) for k in snmp1
+                                      if k in ("InDatagrams", "RcvbufErrors", "InErrors")}
         res["flood"]["sessions_after"] = m2.get('grelay_gateway_sessions{transport="udp"}')
         time.sleep(1.0)
         res["rtt_after_flood"] = strip(measure.ping(pair, "10.77.0.1", ping_n))

@@ -173,7 +173,8 @@ def gateway_section(g):
             f"| {n} clients configured, no session | {m('configured_only')} |",
             f"| + 1 real client connected | {m('one_session')} |",
             f"| + {sess.get('configured', '?')} idle sessions "
-            f"(up in {_fmt(sess.get('seconds'))} s, paced at {g['params']['session_rate']}/s; "
+            f"({g['params'].get('sessions_idle', 'silent')}; "
+            f"up in {_fmt(sess.get('seconds'))} s, paced at {g['params']['session_rate']}/s; "
             f"gateway says {_fmt(sess.get('gateway_sessions_gauge'), 0)} sessions){verdict} "
             f"| {m('with_sessions')} |",
             f"| after the flood | {m('after_flood')} |",
@@ -196,12 +197,16 @@ def gateway_section(g):
         rej = ", ".join(f"{k} {v:.0f}" for k, v in (c.get("rejected") or {}).items()) or "none"
         cookies = sum((c.get("cookie_replies") or {}).values())
         rx = sum((c.get("udp_rx") or {}).values())
+        k = fl.get("kernel_udp") or {}
         out += [
             f"Flood: {fl['sent']} initiations of unknown keys (valid mac1) in "
             f"{_fmt(fl['seconds'])} s from {fl['sources']} source addresses "
-            f"({_fmt(fl['sent_per_s'] / 1000, 1)} k/s offered; the gateway received "
-            f"{_fmt(rx / 1000, 1)} k datagrams, sent {cookies:.0f} cookie replies, "
-            f"rejected: {rej}); gateway CPU {_fmt(fl.get('gateway_cpu_percent'), 0)} % of one core; "
-            f"sessions still up afterwards: {_fmt(fl.get('sessions_after'), 0)}.",
+            f"({_fmt(fl['sent_per_s'] / 1000, 1)} k/s offered). The gateway read "
+            f"{_fmt(rx / 1000, 1)} k datagrams (the kernel counted "
+            f"{_fmt(k.get('RcvbufErrors', 0) / 1000, 1)} k receive-buffer errors in its "
+            f"namespace), sent "
+            f"{cookies:.0f} cookie replies, rejected: {rej}; gateway CPU "
+            f"{_fmt(fl.get('gateway_cpu_percent'), 0)} % of one core; sessions still up "
+            f"afterwards: {_fmt(fl.get('sessions_after'), 0)}.",
         ]
     return "\n".join(out)

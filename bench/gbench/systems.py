@@ -238,11 +238,17 @@ class WireGuardUserspace(System):
             priv = util.run([wg, "genkey"]).stdout.strip()
             pub = util.run([wg, "pubkey"], input=priv + "\n").stdout.strip()
             keys[side] = (write(os.path.join(d, f"{side}.key"), priv + "\n"), pub)
-        ifs = {"c": c.prefix + "wc", "g": c.prefix + "wg"}
+        # Interface names (and so UAPI socket paths, which all namespaces share) are unique
+        # per start: gotatun leaves its socket behind, and `wg` would find a stale one.
+        n = c._n
+        ifs = {"c": f"{c.prefix}w{n}c", "g": f"{c.prefix}w{n}g"}
         ns = {"c": pair.client, "g": pair.gateway}
+        self.sockets = [f"/var/run/wireguard/{ifs[side]}.sock" for side in ("g", "c")]
         for side in ("g", "c"):
             sock = f"/var/run/wireguard/{ifs[side]}.sock"
-            util.register_file(sock)  # some implementations leave it behind
+            util.register_file(sock)  # removed at stop() and at exit
+            if os.path.exists(sock):
+                raise util.Fail(f"{sock} exists already")
             self.spawn(f"{self.kind}-{side}", ns[side],
                        self.command(ifs[side], os.path.join(d, f"{self.kind}-{side}.out")),
                        env={"LOG_LEVEL": "error", "WG_LOG_LEVEL": "error"})
@@ -264,6 +270,11 @@ class WireGuardUserspace(System):
             util.run(["ip", "-n", ns[side], "link", "set", ifs[side], "mtu", str(TUNNEL_MTU),
                       "up"])
         self.server_ip = "10.66.0.1"
+
+    def stop(self):
+        super().stop()
+        for sock in getattr(self, "sockets", []):
+            util.remove_file(sock)
 
 
 class OpenVPN(System):

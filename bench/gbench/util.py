@@ -178,6 +178,16 @@ def register_file(path):
     _files.append(path)
 
 
+def remove_file(path):
+    """Removes one registered file now (if it exists)."""
+    if path in _files:
+        _files.remove(path)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def cleanup():
     """Stops every process we started (newest first) and removes our namespaces and files."""
     for p in reversed(list(_procs)):

@@ -10,7 +10,10 @@
 //! * `sessions`: brings up `--count` client sessions (keys from `keys`) against a real gateway
 //!   over UDP, paced at `--rate` handshakes per second, waits until every one has its
 //!   address assignment, prints a `ready` line and then keeps them idle for `--hold` seconds
-//!   (the harness reads the gateway's memory meanwhile);
+//!   (the harness reads the gateway's memory meanwhile). `--idle silent` (default) stops
+//!   running a session's timers once it has its addresses, so it sends nothing more;
+//!   `--idle protocol` lets the state machine run (probes every second for 30 s after a
+//!   handshake, keepalives every 25 s), as a real client would;
 //! * `flood`: replays handshake initiations of keys the gateway does not know (mac1 valid, so
 //!   they get past the cheapest check) from several source addresses, as fast as possible or
 //!   at `--rate`, for `--seconds`, and counts what comes back (cookie replies).
@@ -60,7 +63,7 @@ fn usage() -> ! {
          keys       --count N [--seed S]             [[clients]] tables for the gateway config\n\
          handshakes [--count N] [--reps R]           in-process handshakes/s (pin it with taskset)\n\
          sessions   --gateway IP:PORT --gateway-key B64 --count N [--seed S] [--rate R]\n\
-         \x20          [--hold SECS] [--timeout SECS] [--bind IP]\n\
+         \x20          [--hold SECS] [--timeout SECS] [--bind IP] [--idle silent|protocol]\n\
          flood      --gateway IP:PORT --gateway-key B64 --seconds S [--rate R (0 = max)]\n\
          \x20          [--sources IP,IP,...] [--distinct K]"
     );
@@ -147,7 +150,11 @@ fn json_f(x: f64) -> String {
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 fn print_line(line: &str) {
@@ -426,6 +433,14 @@ fn sessions(opts: &Opts) -> Result<()> {
     let hold: f64 = opts.get("hold", Some(5.0))?;
     let timeout: f64 = opts.get("timeout", Some(60.0))?;
     let bind_ip: IpAddr = opts.get("bind", Some(IpAddr::from([0, 0, 0, 0])))?;
+    // `silent` (default): once a session has its addresses its timers are no longer run, so
+    // it sends nothing more (truly idle). `protocol`: the state machine runs as in a real
+    // client: RTT probes every second for 30 s after the handshake, keepalives every 25 s.
+    let silent = match opts.str("idle").unwrap_or("silent") {
+        "silent" => true,
+        "protocol" => false,
+        other => return Err(format!("--idle {other:?}: use silent or protocol")),
+    };
     if count == 0 || count > 100_000 || !(1.0..=100_000.0).contains(&rate) {
         return Err("--count must be 1..100000 and --rate 1..100000".into());
     }
@@ -471,6 +486,9 @@ fn sessions(opts: &Opts) -> Result<()> {
         if now >= next_sweep {
             // Timers: retries of unanswered initiations, config requests, keepalives.
             for i in 0..fleet.clients.len() {
+                if silent && fleet.configured[i] {
+                    continue;
+                }
                 if fleet.clients[i].poll_timeout().is_some_and(|t| t <= now) {
                     fleet.clients[i].handle_timeout(now);
                     fleet.drain(i);
@@ -567,7 +585,8 @@ fn flood(opts: &Opts) -> Result<()> {
         .collect();
     let sockets: Vec<UdpSocket> = sources.iter().map(|ip| bind(*ip)).collect::<Result<_>>()?;
     let mut buf = vec![0u8; 2048];
-    let (mut sent, mut blocked, mut cookies, mut responses, mut other) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut sent, mut blocked, mut cookies, mut responses, mut other) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
     let mut k = 0usize;
