@@ -50,18 +50,39 @@ pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     p
 }
 
+/// The pair's gateway key.
+pub fn gateway_secret() -> StaticSecret {
+    StaticSecret::from_bytes([1; 32])
+}
+
+/// The pair's client key.
+pub fn client_secret() -> StaticSecret {
+    StaticSecret::from_bytes([2; 32])
+}
+
+/// A gateway with `config` that knows the pair's client (address 10.77.0.2).
+pub fn gateway_with_laptop(
+    config: GatewayConfig,
+    now: Instant,
+    seed: [u8; 32],
+) -> (Gateway, PeerId) {
+    let mut gateway = Gateway::new(config, now, seed);
+    let peer = gateway.add_peer(PeerConfig {
+        public_key: client_secret().public_key(),
+        psk: None,
+        name: Some("laptop".into()),
+        assignment: assignment(2),
+    });
+    (gateway, peer)
+}
+
 impl Pair {
     pub fn new() -> Self {
         let now = Instant::now();
-        let gw_secret = StaticSecret::from_bytes([1; 32]);
-        let client_secret = StaticSecret::from_bytes([2; 32]);
-        let mut gateway = Gateway::new(GatewayConfig::new(gw_secret.clone()), now, [3; 32]);
-        let peer = gateway.add_peer(PeerConfig {
-            public_key: client_secret.public_key(),
-            psk: None,
-            name: Some("laptop".into()),
-            assignment: assignment(2),
-        });
+        let gw_secret = gateway_secret();
+        let client_secret = client_secret();
+        let (gateway, peer) =
+            gateway_with_laptop(GatewayConfig::new(gw_secret.clone()), now, [3; 32]);
         let config = ClientConfig::new(
             client_secret,
             gw_secret.public_key(),
@@ -103,6 +124,11 @@ impl Pair {
             }
         }
         panic!("pair did not settle in 20 rounds");
+    }
+
+    /// The gateway restarts (same key and peer, no sessions, no remembered timestamps).
+    pub fn restart_gateway(&mut self, config: GatewayConfig, seed: [u8; 32]) {
+        (self.gateway, self.peer) = gateway_with_laptop(config, self.now, seed);
     }
 
     pub fn advance(&mut self, by: Duration) {

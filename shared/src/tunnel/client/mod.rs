@@ -235,13 +235,16 @@ impl Client {
     }
 
     /// Processes one datagram from the network, decrypting data in place.
+    ///
+    /// The source address is taken for symmetry with the gateway but not used: the client
+    /// trusts only what authenticates, whichever path (UDP, TLS, QUIC) it arrived on.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
-        from: SocketAddr,
+        _from: SocketAddr,
         buf: &mut [u8],
     ) -> Result<Received, DropReason> {
-        let result = self.dispatch(now, from, buf);
+        let result = self.dispatch(now, buf);
         if let Err(reason) = result {
             self.drops.count(reason);
         }
@@ -323,13 +326,7 @@ impl Client {
         }
     }
 
-    fn dispatch(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        buf: &mut [u8],
-    ) -> Result<Received, DropReason> {
-        let _ = from;
+    fn dispatch(&mut self, now: Instant, buf: &mut [u8]) -> Result<Received, DropReason> {
         match outer::classify(buf).map_err(|_| DropReason::Malformed)? {
             MessageKind::Data => self.handle_data(now, buf),
             MessageKind::Response => self.handle_response(now, buf).map(|()| Received::Nothing),

@@ -185,7 +185,7 @@ fn garbage_is_counted_not_fatal() {
 
 #[test]
 fn recovers_within_seconds_when_the_gateway_forgets_the_session() {
-    use crate::tunnel::gateway::{Gateway, GatewayConfig, PeerConfig};
+    use crate::tunnel::gateway::GatewayConfig;
     let mut pair = Pair::new();
     pair.drive();
     let packet = ipv4_packet(
@@ -195,17 +195,7 @@ fn recovers_within_seconds_when_the_gateway_forgets_the_session() {
     );
     let first = pair.client.status(pair.now).session_id;
     // The gateway restarts: same key, same peer, no sessions.
-    pair.gateway = Gateway::new(
-        GatewayConfig::new(StaticSecret::from_bytes([1; 32])),
-        pair.now,
-        [8; 32],
-    );
-    pair.peer = pair.gateway.add_peer(PeerConfig {
-        public_key: StaticSecret::from_bytes([2; 32]).public_key(),
-        psk: None,
-        name: None,
-        assignment: assignment(2),
-    });
+    pair.restart_gateway(GatewayConfig::new(gateway_secret()), [8; 32]);
     let restart = pair.now;
     let mut recovered = None;
     for _ in 0..100 {

@@ -137,13 +137,7 @@ fn under_load_demands_cookie_then_serves() {
     let mut pair = Pair::new();
     let mut config = GatewayConfig::new(StaticSecret::from_bytes([1; 32]));
     config.load_threshold = 0;
-    pair.gateway = Gateway::new(config, pair.now, [3; 32]);
-    pair.peer = pair.gateway.add_peer(PeerConfig {
-        public_key: StaticSecret::from_bytes([2; 32]).public_key(),
-        psk: None,
-        name: None,
-        assignment: assignment(2),
-    });
+    pair.restart_gateway(config, [3; 32]);
     let mut init = pair.client.poll_transmit().unwrap().contents;
     let request_len = init.len();
     assert_eq!(
@@ -259,17 +253,7 @@ fn a_replayed_initiation_after_a_restart_does_not_move_the_endpoint() {
         .unwrap();
     pair.drive();
     // The gateway restarts (forgetting timestamps); the client re-handshakes and works.
-    pair.gateway = Gateway::new(
-        GatewayConfig::new(StaticSecret::from_bytes([1; 32])),
-        pair.now,
-        [9; 32],
-    );
-    pair.peer = pair.gateway.add_peer(PeerConfig {
-        public_key: StaticSecret::from_bytes([2; 32]).public_key(),
-        psk: None,
-        name: None,
-        assignment: assignment(2),
-    });
+    pair.restart_gateway(GatewayConfig::new(gateway_secret()), [9; 32]);
     let mut replay = init;
     let attacker: SocketAddr = "198.18.66.6:6666".parse().unwrap();
     // The old initiation is accepted (nothing remembers it) but moves nothing.
