@@ -198,6 +198,28 @@ fn timed_out(state: &LinkState) -> End {
     }
 }
 
+/// Hands every complete datagram in `reader` to the event loop, noting when the last one
+/// came; the link's end when the stream is broken or the loop is gone.
+async fn forward_frames<E>(
+    reader: &mut FrameReader,
+    tx: &mpsc::Sender<E>,
+    wrap: &impl Fn(Vec<u8>) -> E,
+    last_rx: &mut Instant,
+) -> Result<(), End> {
+    loop {
+        match reader.next_datagram() {
+            Ok(Some(d)) => {
+                *last_rx = Instant::now();
+                if tx.send(wrap(d)).await.is_err() {
+                    return Err(End::ReceiverGone);
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(len) => return Err(End::BadFrame { len }),
+        }
+    }
+}
+
 /// Runs a framed byte stream until it ends; see the module doc.
 pub async fn drive_stream<S, E>(
     stream: S,
@@ -222,17 +244,8 @@ where
                 Ok(0) => return End::PeerClosed,
                 Ok(n) => {
                     reader.advance(n);
-                    loop {
-                        match reader.next_datagram() {
-                            Ok(Some(d)) => {
-                                last_rx = Instant::now();
-                                if tx.send(wrap(d)).await.is_err() {
-                                    return End::ReceiverGone;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(len) => return End::BadFrame { len },
-                        }
+                    if let Err(end) = forward_frames(&mut reader, tx, &wrap, &mut last_rx).await {
+                        return end;
                     }
                 }
                 Err(e) => return End::Io(e),
@@ -299,17 +312,8 @@ pub async fn drive_quic<E>(
                 match read {
                     Some(Some(n)) => {
                         reader.advance(n);
-                        loop {
-                            match reader.next_datagram() {
-                                Ok(Some(d)) => {
-                                    last_rx = Instant::now();
-                                    if tx.send(wrap(d)).await.is_err() {
-                                        return End::ReceiverGone;
-                                    }
-                                }
-                                Ok(None) => break,
-                                Err(len) => return End::BadFrame { len },
-                            }
+                        if let Err(end) = forward_frames(&mut reader, tx, &wrap, &mut last_rx).await {
+                            return end;
                         }
                     }
                     // Finished or reset: the peer may open another one.
